@@ -1,0 +1,23 @@
+//! Strata: a Rust concurrency substrate.
+//!
+//! This crate only re-exports the layers, each behind a feature of the same name:
+//!
+//! | feature | module | crate |
+//! |---|---|---|
+//! | `primitives` | [`primitives`] | `strata-primitives`: the atomics/loom shim, parking, backoff, `CachePadded` |
+//! | `reclaim` | [`reclaim`] | `strata-reclaim`: epoch/RCU and hazard-pointer reclamation |
+//!
+//! ```
+//! let guard = strata::reclaim::epoch::pin();
+//! drop(guard);
+//! ```
+#![deny(missing_docs)]
+#![no_std]
+
+#[cfg(feature = "primitives")]
+#[doc(inline)]
+pub use strata_primitives as primitives;
+
+#[cfg(feature = "reclaim")]
+#[doc(inline)]
+pub use strata_reclaim as reclaim;
