@@ -60,8 +60,10 @@ impl Node {
 /// # Safety
 /// `p` points to a live `Node`.
 unsafe fn poison(p: *mut Node) {
-    // SAFETY: `p` is live; loom checks that no reader access races with this write.
+    // SAFETY: `p` is live (the memory is freed only by `free_all`).
     let node = unsafe { &*p };
+    // SAFETY: loom checks that no reader access races with this write; that is the
+    // property under test.
     node.value.with_mut(|v| unsafe { *v = usize::MAX });
     node.freed[node.id].store(true, Ordering::SeqCst);
 }
@@ -75,10 +77,12 @@ fn free_all(nodes: [*mut Node; 2]) {
     }
 }
 
-fn setup() -> (Arc<[AtomicBool; 2]>, Arc<AtomicPtr<Node>>, usize) {
+/// The side table, the shared pointer, and the first node (kept by the model's main
+/// thread to free at the end; readers get only its address, to compare).
+fn setup() -> (Arc<[AtomicBool; 2]>, Arc<AtomicPtr<Node>>, *mut Node) {
     let freed = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
     let first = Node::new(0, &freed);
-    (freed, Arc::new(AtomicPtr::new(first)), first as usize)
+    (freed, Arc::new(AtomicPtr::new(first)), first)
 }
 
 fn id_of(p: *mut Node, first: usize) -> usize {
@@ -92,7 +96,8 @@ fn id_of(p: *mut Node, first: usize) -> usize {
 fn epoch_guard_vs_deferred_free() {
     model(|| {
         let domain = epoch::Domain::new();
-        let (freed, shared, first) = setup();
+        let (freed, shared, first_node) = setup();
+        let first = first_node as usize;
 
         let reader = {
             let (domain, freed, shared) = (domain.clone(), Arc::clone(&freed), Arc::clone(&shared));
@@ -116,9 +121,9 @@ fn epoch_guard_vs_deferred_free() {
         let old = shared.swap(new, Ordering::AcqRel);
         {
             let g = h.pin();
-            let old = old as usize;
-            // SAFETY: `old` is unlinked and poisoned once; the memory outlives the domain.
-            unsafe { g.defer_unchecked(move || poison(old as *mut Node)) };
+            // SAFETY: `old` is unlinked and poisoned once; the memory outlives the domain
+            // (freed by `free_all` after it is dropped).
+            unsafe { g.defer_unchecked(move || poison(old)) };
         }
         for _ in 0..3 {
             h.flush();
@@ -130,7 +135,7 @@ fn epoch_guard_vs_deferred_free() {
         // and the new one was not.
         assert!(freed[0].load(Ordering::SeqCst));
         assert!(!freed[1].load(Ordering::SeqCst));
-        free_all([first as *mut Node, new]);
+        free_all([first_node, new]);
     });
 }
 
@@ -209,7 +214,8 @@ fn epoch_exiting_thread_hands_over_garbage() {
 fn hazard_protect_vs_retire() {
     model(|| {
         let domain = Arc::new(hazard::Domain::new());
-        let (freed, shared, first) = setup();
+        let (freed, shared, first_node) = setup();
+        let first = first_node as usize;
 
         let reader = {
             let (domain, freed, shared) = (Arc::clone(&domain), Arc::clone(&freed), Arc::clone(&shared));
@@ -238,6 +244,6 @@ fn hazard_protect_vs_retire() {
         assert!(freed[0].load(Ordering::SeqCst));
         assert!(!freed[1].load(Ordering::SeqCst));
         drop(domain);
-        free_all([first as *mut Node, new]);
+        free_all([first_node, new]);
     });
 }
