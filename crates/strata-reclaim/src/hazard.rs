@@ -44,7 +44,7 @@
 //! * clearing a slot: `Release` store of null, paired with the `Acquire` loads of the
 //!   slots in a scan, so the reader's accesses happen before the free.
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::marker::PhantomData;
 use core::ptr;
 use std::rc::Rc;
@@ -93,6 +93,8 @@ struct RecLocal {
     /// Slots this thread acquired and then released: reused without a list walk.
     free_slots: Vec<*const Slot>,
     scratch: Vec<*mut u8>,
+    /// Reused by `scan` for the objects it frees.
+    freed: Vec<Retired>,
 }
 
 struct Global {
@@ -165,10 +167,22 @@ struct Registration {
     rec: *const ThreadRec,
 }
 
+/// This thread's registrations, and a one-entry cache of the last one used.
+struct Regs {
+    /// `(Global, record)` of the domain used last on this thread. Valid while that
+    /// domain's registration is in `list`: it is cleared before `list` loses an entry,
+    /// so an address reused by a later domain can never match a stale record.
+    last: Cell<(*const Global, *const ThreadRec)>,
+    list: RefCell<Vec<Rc<Registration>>>,
+}
+
 strata_primitives::thread_local! {
     // Not `const`-initialized: loom's `thread_local!` has no `const` form.
     #[allow(clippy::missing_const_for_thread_local)]
-    static REGS: RefCell<Vec<Rc<Registration>>> = RefCell::new(Vec::new());
+    static REGS: Regs = Regs {
+        last: Cell::new((ptr::null(), ptr::null())),
+        list: RefCell::new(Vec::new()),
+    };
 }
 
 impl Domain {
@@ -195,27 +209,53 @@ impl Domain {
     }
 
     /// Runs `f` with the calling thread's record in this domain.
+    #[inline]
     fn with_rec<R>(&self, f: impl FnOnce(&ThreadRec) -> R) -> R {
+        let me = Arc::as_ptr(&self.global);
+        let fast = REGS.try_with(|r| {
+            let (g, rec) = r.last.get();
+            if g == me { Some(rec) } else { None }
+        });
+        if let Ok(Some(rec)) = fast {
+            // SAFETY: `last` matches only while this domain's registration is in the
+            // thread's list (see `Regs::last`), and that registration keeps the Global
+            // and its record alive; it is not pruned while `self` holds the Global.
+            return f(unsafe { &*rec });
+        }
+        self.with_rec_slow(f)
+    }
+
+    #[cold]
+    fn with_rec_slow<R>(&self, f: impl FnOnce(&ThreadRec) -> R) -> R {
         let reg = REGS.try_with(|regs| {
             let found = regs
+                .list
                 .borrow()
                 .iter()
                 .find(|r| Arc::ptr_eq(&r.global, &self.global))
                 .cloned();
-            if let Some(r) = found {
-                return r;
-            }
-            let stale: Vec<_> = {
-                let mut regs = regs.borrow_mut();
-                let (keep, stale) = core::mem::take(&mut *regs)
-                    .into_iter()
-                    .partition(|r| Arc::strong_count(&r.global) > 1);
-                *regs = keep;
-                stale
+            let r = match found {
+                Some(r) => r,
+                None => {
+                    // Prune registrations of domains nobody else holds any more. The
+                    // cache is cleared first: it may point into one of them.
+                    regs.last.set((ptr::null(), ptr::null()));
+                    let stale: Vec<_> = {
+                        let mut list = regs.list.borrow_mut();
+                        let (keep, stale) = core::mem::take(&mut *list)
+                            .into_iter()
+                            .partition(|r| Arc::strong_count(&r.global) > 1);
+                        *list = keep;
+                        stale
+                    };
+                    // Dropped after the borrow ends: dropping one runs destructors.
+                    drop(stale);
+                    let r = Rc::new(self.register());
+                    regs.list.borrow_mut().push(Rc::clone(&r));
+                    r
+                }
             };
-            drop(stale);
-            let r = Rc::new(self.register());
-            regs.borrow_mut().push(Rc::clone(&r));
+            regs.last.set((Arc::as_ptr(&r.global), r.rec));
             r
         });
         match reg {
@@ -257,6 +297,7 @@ impl Domain {
                 retired: Vec::new(),
                 free_slots: Vec::new(),
                 scratch: Vec::new(),
+                freed: Vec::new(),
             }),
         }));
         let mut head = g.records.load(Ordering::Relaxed);
@@ -407,12 +448,13 @@ impl Global {
         } else {
             self.orphans.swap(ptr::null_mut(), Ordering::Acquire)
         };
-        let (mut retired, mut hazards) = rec.local.with_mut(|l| {
+        let (mut retired, mut hazards, mut freed) = rec.local.with_mut(|l| {
             // SAFETY: owner-only record; not re-entered.
             let l = unsafe { &mut *l };
             (
                 core::mem::take(&mut l.retired),
                 core::mem::take(&mut l.scratch),
+                core::mem::take(&mut l.freed),
             )
         });
         while !orphans.is_null() {
@@ -437,17 +479,16 @@ impl Global {
             p = s.next;
         }
         hazards.sort_unstable();
-        let before = retired.len();
-        let mut freed = Vec::new();
-        retired.retain(|r| {
-            if hazards.binary_search(&r.ptr).is_ok() {
-                true
-            } else {
-                freed.push((r.ptr, r.drop));
-                false
+        freed.clear();
+        let mut kept = 0;
+        for i in 0..retired.len() {
+            if hazards.binary_search(&retired[i].ptr).is_ok() {
+                retired.swap(kept, i);
+                kept += 1;
             }
-        });
-        let n = before - retired.len();
+        }
+        freed.extend(retired.drain(kept..));
+        let n = freed.len();
         rec.local.with_mut(|l| {
             // SAFETY: owner-only record; not re-entered.
             let l = unsafe { &mut *l };
@@ -456,11 +497,19 @@ impl Global {
             l.retired = retired;
             l.scratch = hazards;
         });
-        for (ptr, drop) in freed {
-            // SAFETY: `ptr` was retired with its matching `drop` and no slot holds it
+        for r in freed.drain(..) {
+            // SAFETY: `r.ptr` was retired with its matching `drop` and no slot holds it
             // after the fence, so no thread can still reach it.
-            unsafe { drop(ptr) };
+            unsafe { (r.drop)(r.ptr) };
         }
+        rec.local.with_mut(|l| {
+            // SAFETY: owner-only record; not re-entered. Keep the larger buffer (a
+            // destructor may have scanned meanwhile).
+            let l = unsafe { &mut *l };
+            if l.freed.capacity() < freed.capacity() {
+                l.freed = freed;
+            }
+        });
         n
     }
 }

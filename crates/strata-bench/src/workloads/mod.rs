@@ -22,6 +22,7 @@ macro_rules! workload_modules {
 
 workload_modules! {
     baseline,
+    reclaim,
 }
 
 #[cfg(test)]

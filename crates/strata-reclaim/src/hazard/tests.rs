@@ -65,7 +65,10 @@ fn dropping_the_domain_frees_what_is_left() {
         unsafe { d.retire(Box::into_raw(Box::new(Counted(&DROPS_DOMAIN)))) };
     }
     // Drop the thread's cached registration first, then the domain.
-    REGS.with(|r| r.borrow_mut().clear());
+    REGS.with(|r| {
+        r.last.set((ptr::null(), ptr::null()));
+        r.list.borrow_mut().clear();
+    });
     drop(d);
     assert_eq!(DROPS_DOMAIN.load(Ordering::Relaxed), 5);
 }
