@@ -30,9 +30,13 @@
 //!   objects per pin grows the garbage queue without bound until someone calls `flush`.
 //!   Here every sealed bag triggers a collection, and a collection takes *all* expired
 //!   bags at once (the stack is detached in one swap), so under steady load with no
-//!   long-held guard the garbage stays bounded by the bags sealed in the last two
-//!   epochs plus one partial bag per thread. `tests/epoch_memory.rs` counts live
-//!   allocations during such a run to show it.
+//!   long-held guard the garbage stays bounded by what is deferred while the epoch
+//!   takes two steps, plus one partial bag per thread. `tests/epoch_memory.rs` counts
+//!   live allocations during such a run to show it. Note that a thread *preempted*
+//!   while pinned is a long-held guard for as long as it is off the CPU: with more
+//!   threads than cores, what is deferred during one time slice (tens of thousands of
+//!   objects at millions of operations per second) is the realistic bound, and only
+//!   hazard pointers bound garbage independently of scheduling.
 //! * **At most one collector per epoch.** A collection first claims the epoch it saw
 //!   (`last_collect`); a second thread that finds nothing new to expire returns at
 //!   once instead of walking the same bags.
@@ -90,6 +94,12 @@ const STEP: usize = 2;
 /// test-only `strata_weaken` cfg makes it one step, the classic off-by-one of epoch
 /// schemes, to show that the loom model catches it.
 const EXPIRY: usize = if cfg!(strata_weaken) { STEP } else { 2 * STEP };
+
+/// `a - b` for epochs, signed, so that wrap-around and stale readings compare right.
+#[inline]
+fn epoch_diff(a: usize, b: usize) -> isize {
+    a.wrapping_sub(b) as isize
+}
 
 struct Global {
     epoch: CachePadded<AtomicUsize>,
@@ -368,9 +378,12 @@ impl Global {
     /// Advances the epoch if it can and runs every expired bag.
     #[cold]
     fn collect(&self) {
+        // `now` may be stale (a blocked `try_advance` returns the epoch it first read,
+        // and others may have advanced since), so every comparison of epochs is signed
+        // and `last_collect` only moves forward.
         let now = self.try_advance();
         let last = self.last_collect.load(Ordering::Relaxed);
-        if last == now
+        if epoch_diff(now, last) <= 0
             || self
                 .last_collect
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -390,7 +403,8 @@ impl Global {
             // SAFETY: the detached chain is exclusively ours.
             let next = unsafe { (*p).next };
             // SAFETY: as above.
-            let expired = now.wrapping_sub(unsafe { (*p).epoch }) >= EXPIRY;
+            // Signed: a bag sealed in an epoch newer than a stale `now` is not expired.
+            let expired = epoch_diff(now, unsafe { (*p).epoch }) >= EXPIRY as isize;
             if expired {
                 self.sealed.fetch_sub(1, Ordering::Relaxed);
                 // SAFETY: every node was made by `Box::into_raw` in `push_bag`.
@@ -468,7 +482,10 @@ impl Participant {
         }
         #[cfg(not(all(target_arch = "x86_64", not(strata_loom), not(miri))))]
         {
-            self.state.store(e | 1, Ordering::Relaxed);
+            // Release: when this re-pins (`repin`, `quiescent`), the accesses of the
+            // section that ends here must happen before a free by an advancer that sees
+            // the new state (pairs with its Acquire fence), as in crossbeam's `repin`.
+            self.state.store(e | 1, Ordering::Release);
             // SeqCst: pairs with the fence in `try_advance` (see the module docs).
             fence(Ordering::SeqCst);
         }
@@ -498,22 +515,37 @@ impl Participant {
         }
     }
 
+    /// Ends one guard; the outermost unpins, and if the handle is gone too, finalizes.
+    ///
+    /// A raw pointer, not `&self`: finalizing may free the record (when it drops the
+    /// last reference to the domain), which must not happen under a reference that is
+    /// a function argument.
+    ///
+    /// # Safety
+    /// `this` is a live record owned by the calling thread, with a guard to end.
     #[inline(always)]
-    fn unpin(&self) {
-        // SAFETY: called by the owner (guard drop); not re-entered.
-        let (last, finalize) = unsafe {
-            self.local(|l| {
-                l.guard_count -= 1;
-                (l.guard_count == 0, l.guard_count == 0 && l.handle_count == 0)
-            })
-        };
-        if last {
+    unsafe fn unpin(this: *const Participant) {
+        let finalize = {
+            // SAFETY: live and owned (the caller's guard keeps it so).
+            let part = unsafe { &*this };
+            // SAFETY: owner; not re-entered.
+            let (last, finalize) = unsafe {
+                part.local(|l| {
+                    l.guard_count -= 1;
+                    (l.guard_count == 0, l.guard_count == 0 && l.handle_count == 0)
+                })
+            };
+            if !last {
+                return;
+            }
             // Release: pairs with the Acquire fence in `try_advance`; everything this
             // critical section did happens before any free it could block.
-            self.state.store(0, Ordering::Release);
-            if finalize {
-                self.finalize();
-            }
+            part.state.store(0, Ordering::Release);
+            finalize
+        };
+        if finalize {
+            // SAFETY: the last guard and the handle are gone; we still own the record.
+            unsafe { Participant::finalize(this) };
         }
     }
 
@@ -551,26 +583,36 @@ impl Participant {
 
     /// The last handle and the last guard are gone: give the garbage to the domain and
     /// the record back to the list.
+    ///
+    /// # Safety
+    /// `this` is a live record owned by the calling thread, with no guard and no
+    /// handle left. The record may be freed before this returns.
     #[cold]
-    fn finalize(&self) {
-        // SAFETY: owner; not re-entered.
-        let bag = unsafe {
-            self.local(|l| {
-                debug_assert_eq!(l.guard_count, 0);
-                l.online = false;
-                core::mem::replace(&mut l.bag, Bag::new())
-            })
+    unsafe fn finalize(this: *const Participant) {
+        let keep_alive = {
+            // SAFETY: live and owned until `active` is released below; this reference
+            // is not used after that.
+            let part = unsafe { &*this };
+            // SAFETY: owner; not re-entered.
+            let bag = unsafe {
+                part.local(|l| {
+                    debug_assert_eq!(l.guard_count, 0);
+                    l.online = false;
+                    core::mem::replace(&mut l.bag, Bag::new())
+                })
+            };
+            if !bag.is_empty() {
+                part.global().push_bag(bag);
+            }
+            part.global().collect();
+            // SAFETY: owner; take the keep-alive before giving up the record.
+            let keep_alive = unsafe { part.local(|l| l.keep_alive.take()) };
+            // Release: pairs with the Acquire CAS in `register`; the next owner sees
+            // our writes to `local`. The record is not touched after this store.
+            part.active.store(false, Ordering::Release);
+            keep_alive
         };
-        if !bag.is_empty() {
-            self.global().push_bag(bag);
-        }
-        self.global().collect();
-        // SAFETY: owner; take the keep-alive before giving up the record.
-        let keep_alive = unsafe { self.local(|l| l.keep_alive.take()) };
-        // Release: pairs with the Acquire CAS in `register`; the next owner sees our
-        // writes to `local`. After this store we must not touch `self`'s local state.
-        self.active.store(false, Ordering::Release);
-        // May drop the Global (and this record with it); `self` is not used after.
+        // May drop the Global, and this record with it: no reference to it is live.
         drop(keep_alive);
     }
 }
@@ -628,7 +670,9 @@ impl LocalHandle {
         if !was {
             return Err(ReclaimError::NotOnline);
         }
-        self.part().unpin();
+        // SAFETY: our record; the QSBR section is the guard being ended. The handle
+        // still counts, so this does not finalize.
+        unsafe { Participant::unpin(self.part) };
         Ok(())
     }
 
@@ -688,7 +732,7 @@ impl LocalHandle {
         let backoff = Backoff::new();
         let mut sleep = Duration::from_micros(10);
         // Two steps past `start`: every section pinned at or before `start` has ended.
-        while g.try_advance().wrapping_sub(start) < EXPIRY {
+        while epoch_diff(g.try_advance(), start) < EXPIRY as isize {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(ReclaimError::Timeout);
             }
@@ -713,16 +757,16 @@ impl Drop for LocalHandle {
         // Going offline first ends the implicit QSBR critical section while the handle
         // still counts, so `unpin` cannot finalize under our feet.
         let _ = self.offline();
-        let part = self.part();
         // SAFETY: owner; not re-entered.
         let finalize = unsafe {
-            part.local(|l| {
+            self.part().local(|l| {
                 l.handle_count -= 1;
                 l.handle_count == 0 && l.guard_count == 0
             })
         };
         if finalize {
-            part.finalize();
+            // SAFETY: no guard and no handle left; the record is ours.
+            unsafe { Participant::finalize(self.part) };
         }
     }
 }
@@ -787,7 +831,8 @@ impl Drop for Guard {
         if cfg!(strata_loom) && std::thread::panicking() {
             return; // see `LocalHandle::drop`
         }
-        self.part().unpin();
+        // SAFETY: the guard's record, owned by this thread; this ends the guard.
+        unsafe { Participant::unpin(self.part) };
     }
 }
 

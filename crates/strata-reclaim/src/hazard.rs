@@ -25,7 +25,7 @@
 //! most `T·R + H`, with `T` the number of threads that have retired into the domain
 //! (orphans included in the `H`, since an orphan is protected by some slot when it is
 //! left). Unlike epochs, a reader stalled while holding a hazard pointer holds back
-//! only the one object it protects. `tests/hazard_bound.rs` samples the number of live
+//! only the one object it protects. `tests/stalled_reader.rs` samples the number of live
 //! objects during a run with a stalled reader and checks this bound.
 //!
 //! # Progress
@@ -645,7 +645,10 @@ impl<'d> HazardPointer<'d> {
         }
         #[cfg(not(all(target_arch = "x86_64", not(strata_loom), not(miri))))]
         {
-            self.slot.ptr.store(p, Ordering::Relaxed);
+            // Release: when this slot protected another object before, the reads of
+            // that object must happen before a scan that sees the new value frees it
+            // (pairs with the scan's Acquire load of the slot).
+            self.slot.ptr.store(p, Ordering::Release);
             // SeqCst: pairs with the fence in `scan`. The test-only `strata_weaken` cfg
             // removes it to show the loom model fails.
             #[cfg(not(strata_weaken))]
