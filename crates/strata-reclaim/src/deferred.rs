@@ -148,7 +148,10 @@ mod tests {
         let mut bag = Bag::new();
         // SAFETY: the test runs the closures on this thread while `hits` lives.
         unsafe {
-            assert!(bag.try_push(Deferred::new(move || h1.set(h1.get() + 1))).is_ok());
+            assert!(
+                bag.try_push(Deferred::new(move || h1.set(h1.get() + 1)))
+                    .is_ok()
+            );
             assert!(
                 bag.try_push(Deferred::new(move || h2.set(h2.get() + big[3] as usize)))
                     .is_ok()
@@ -169,7 +172,8 @@ mod tests {
         for _ in 0..BAG_CAPACITY {
             let h = Rc::clone(&hits);
             // SAFETY: run on this thread while `hits` lives.
-            assert!(bag.try_push(unsafe { Deferred::new(move || h.set(h.get() + 1)) }).is_ok());
+            let d = unsafe { Deferred::new(move || h.set(h.get() + 1)) };
+            assert!(bag.try_push(d).is_ok());
         }
         let h = Rc::clone(&hits);
         // SAFETY: as above.

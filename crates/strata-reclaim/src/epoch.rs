@@ -71,18 +71,18 @@
 //! * the garbage stack: `Release` push, `Acquire` detach.
 
 use core::cell::RefCell;
-use std::rc::Rc;
 use core::marker::PhantomData;
 use core::ptr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use strata_primitives::cell::UnsafeCell;
 use crate::SharedArc as Arc;
+use strata_primitives::cell::UnsafeCell;
 use strata_primitives::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence};
 use strata_primitives::{Backoff, CachePadded};
 
-use crate::{Protect, Reclaim, ReclaimError};
 use crate::deferred::{Bag, Deferred};
+use crate::{Linked, Protect, Reclaim, ReclaimError, push_chain};
 
 /// How many pins between two collections (crossbeam-epoch uses 128 too). Under loom
 /// the models collect explicitly (`flush`), so that a seal and a reader's pin can share
@@ -115,6 +115,20 @@ struct SealedBag {
     epoch: usize,
     bag: Bag,
     next: *mut SealedBag,
+}
+
+impl Linked for SealedBag {
+    unsafe fn set_next(this: *mut Self, next: *mut Self) {
+        // SAFETY: the caller owns the unpublished node.
+        unsafe { (*this).next = next };
+    }
+}
+
+impl Linked for Participant {
+    unsafe fn set_next(this: *mut Self, next: *mut Self) {
+        // SAFETY: the caller owns the unpublished record.
+        unsafe { (*this).next = next };
+    }
 }
 
 /// One thread's record in a domain. Records are never freed before the domain and are
@@ -270,22 +284,8 @@ impl Domain {
                 keep_alive: Some(self.global.clone()),
             }),
         }));
-        let mut head = g.participants.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `new` is ours until the CAS below publishes it.
-            unsafe { (*new).next = head };
-            // Release: publishes the initialized record; pairs with the Acquire loads
-            // of `participants` in `register` and `try_advance`.
-            match g.participants.compare_exchange_weak(
-                head,
-                new,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: `new` is ours; records live as long as the Global.
+        unsafe { push_chain(&g.participants, new, new) };
         LocalHandle {
             part: new,
             _not_send: PhantomData,
@@ -353,26 +353,8 @@ impl Global {
             next: ptr::null_mut(),
         }));
         self.sealed.fetch_add(1, Ordering::Relaxed);
-        self.push_chain(node, node);
-    }
-
-    /// Pushes the chain `first ..= last` (linked through `next`) onto the stack.
-    fn push_chain(&self, first: *mut SealedBag, last: *mut SealedBag) {
-        let mut head = self.garbage.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the chain is owned by the caller until the CAS publishes it.
-            unsafe { (*last).next = head };
-            // Release: publishes the bags; pairs with the Acquire swap in `collect`.
-            match self.garbage.compare_exchange_weak(
-                head,
-                first,
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: `node` is ours; bags are freed only after being detached.
+        unsafe { push_chain(&self.garbage, node, node) };
     }
 
     /// Advances the epoch if it can and runs every expired bag.
@@ -422,7 +404,8 @@ impl Global {
             p = next;
         }
         if !keep_first.is_null() {
-            self.push_chain(keep_first, keep_last);
+            // SAFETY: the kept chain is ours (detached above), linked first to last.
+            unsafe { push_chain(&self.garbage, keep_first, keep_last) };
         }
     }
 }
@@ -532,7 +515,10 @@ impl Participant {
             let (last, finalize) = unsafe {
                 part.local(|l| {
                     l.guard_count -= 1;
-                    (l.guard_count == 0, l.guard_count == 0 && l.handle_count == 0)
+                    (
+                        l.guard_count == 0,
+                        l.guard_count == 0 && l.handle_count == 0,
+                    )
                 })
             };
             if !last {
@@ -655,7 +641,10 @@ impl LocalHandle {
     /// Returns [`ReclaimError::AlreadyOnline`] if it is already online.
     pub fn online(&self) -> Result<(), ReclaimError> {
         // SAFETY: owner; not re-entered.
-        let was = unsafe { self.part().local(|l| core::mem::replace(&mut l.online, true)) };
+        let was = unsafe {
+            self.part()
+                .local(|l| core::mem::replace(&mut l.online, true))
+        };
         if was {
             return Err(ReclaimError::AlreadyOnline);
         }
@@ -666,7 +655,10 @@ impl LocalHandle {
     /// QSBR: goes offline (ends the implicit critical section of [`online`](Self::online)).
     pub fn offline(&self) -> Result<(), ReclaimError> {
         // SAFETY: owner; not re-entered.
-        let was = unsafe { self.part().local(|l| core::mem::replace(&mut l.online, false)) };
+        let was = unsafe {
+            self.part()
+                .local(|l| core::mem::replace(&mut l.online, false))
+        };
         if !was {
             return Err(ReclaimError::NotOnline);
         }

@@ -49,12 +49,12 @@ use core::marker::PhantomData;
 use core::ptr;
 use std::rc::Rc;
 
+use crate::SharedArc as Arc;
 use strata_primitives::CachePadded;
 use strata_primitives::cell::UnsafeCell;
-use crate::SharedArc as Arc;
 use strata_primitives::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence};
 
-use crate::{Protect, Reclaim};
+use crate::{Linked, Protect, Reclaim, push_chain};
 
 /// The smallest scan threshold. Small under loom and miri so scans are exercised.
 const MIN_THRESHOLD: usize = if cfg!(strata_loom) {
@@ -79,6 +79,27 @@ struct Retired {
 struct Orphan {
     items: Vec<Retired>,
     next: *mut Orphan,
+}
+
+impl Linked for Slot {
+    unsafe fn set_next(this: *mut Self, next: *mut Self) {
+        // SAFETY: the caller owns the unpublished slot.
+        unsafe { (*this).next = next };
+    }
+}
+
+impl Linked for Orphan {
+    unsafe fn set_next(this: *mut Self, next: *mut Self) {
+        // SAFETY: the caller owns the unpublished batch.
+        unsafe { (*this).next = next };
+    }
+}
+
+impl Linked for ThreadRec {
+    unsafe fn set_next(this: *mut Self, next: *mut Self) {
+        // SAFETY: the caller owns the unpublished record.
+        unsafe { (*this).next = next };
+    }
 }
 
 /// A thread's record: its retired list and its cache of free slots.
@@ -300,19 +321,8 @@ impl Domain {
                 freed: Vec::new(),
             }),
         }));
-        let mut head = g.records.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `new` is ours until published.
-            unsafe { (*new).next = head };
-            // Release: publishes the record; pairs with the Acquire loads of `records`.
-            match g
-                .records
-                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: `new` is ours; records live as long as the Global.
+        unsafe { push_chain(&g.records, new, new) };
         Registration {
             global: self.global.clone(),
             rec: new,
@@ -348,19 +358,8 @@ impl Domain {
             next: ptr::null_mut(),
         }));
         g.slot_count.fetch_add(1, Ordering::Relaxed);
-        let mut head = g.slots.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: `new` is ours until published.
-            unsafe { (*new).next = head };
-            // Release: publishes the slot; pairs with the Acquire loads of `slots`.
-            match g
-                .slots
-                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(h) => head = h,
-            }
-        }
+        // SAFETY: `new` is ours; slots live as long as the Global.
+        unsafe { push_chain(&g.slots, new, new) };
         // SAFETY: published slots live as long as the Global.
         unsafe { &*new }
     }
@@ -413,7 +412,8 @@ impl Domain {
         // SAFETY: `*mut T` and `*mut u8` are ABI-compatible for sized `T` (same size,
         // no metadata), so calling `reclaim` through this type with the pointer cast
         // back from `*mut u8` is calling it with its own argument.
-        let drop = unsafe { core::mem::transmute::<unsafe fn(*mut T), unsafe fn(*mut u8)>(reclaim) };
+        let drop =
+            unsafe { core::mem::transmute::<unsafe fn(*mut T), unsafe fn(*mut u8)>(reclaim) };
         let threshold = self.threshold();
         let scan = self.with_rec(|rec| {
             rec.local.with_mut(|l| {
@@ -543,21 +543,8 @@ impl Drop for Registration {
                 items: leftover,
                 next: ptr::null_mut(),
             }));
-            let mut head = g.orphans.load(Ordering::Relaxed);
-            loop {
-                // SAFETY: `node` is ours until published.
-                unsafe { (*node).next = head };
-                // Release: publishes the batch; pairs with the Acquire swap in `scan`.
-                match g.orphans.compare_exchange_weak(
-                    head,
-                    node,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(h) => head = h,
-                }
-            }
+            // SAFETY: `node` is ours; batches are freed only after being detached.
+            unsafe { push_chain(&g.orphans, node, node) };
         }
         // Release: pairs with the Acquire CAS in `register`.
         rec.active.store(false, Ordering::Release);

@@ -60,6 +60,43 @@ pub mod hazard;
 #[cfg(test)]
 mod loom_models;
 
+/// A node of one of the crate's intrusive singly linked lists.
+trait Linked {
+    /// Points the node's link at `next`.
+    ///
+    /// # Safety
+    /// `this` is a live node not yet published, owned by the caller.
+    unsafe fn set_next(this: *mut Self, next: *mut Self);
+}
+
+/// Pushes the chain `first ..= last` (already linked from `first` to `last`) onto the
+/// lock-free list at `head`, Treiber-style. Used for the append-only lists (epoch
+/// participants, hazard slots and records) and the stacks of garbage (sealed bags,
+/// orphan batches); all of them only ever detach whole lists, so there is no ABA.
+///
+/// Release on success: publishes the nodes' contents; it pairs with the Acquire load
+/// or swap of `head` by whoever walks or detaches the list.
+///
+/// # Safety
+/// The caller owns the chain until this returns, and the nodes stay allocated for as
+/// long as the list can reach them.
+unsafe fn push_chain<T: Linked>(
+    head: &strata_primitives::sync::atomic::AtomicPtr<T>,
+    first: *mut T,
+    last: *mut T,
+) {
+    use strata_primitives::sync::atomic::Ordering;
+    let mut h = head.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: the chain is the caller's until the CAS publishes it.
+        unsafe { T::set_next(last, h) };
+        match head.compare_exchange_weak(h, first, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => h = now,
+        }
+    }
+}
+
 /// An `Arc` that a failing loom model leaks instead of dropping: loom's `Arc` cannot be
 /// dropped once its model has ended, and a failing model unwinds through thread-local
 /// destructors that would drop it. Outside loom it is a plain `Arc`.
@@ -67,7 +104,9 @@ struct SharedArc<T>(core::mem::ManuallyDrop<strata_primitives::sync::Arc<T>>);
 
 impl<T> SharedArc<T> {
     fn new(v: T) -> Self {
-        SharedArc(core::mem::ManuallyDrop::new(strata_primitives::sync::Arc::new(v)))
+        SharedArc(core::mem::ManuallyDrop::new(
+            strata_primitives::sync::Arc::new(v),
+        ))
     }
     fn ptr_eq(a: &Self, b: &Self) -> bool {
         strata_primitives::sync::Arc::ptr_eq(&a.0, &b.0)
@@ -82,7 +121,9 @@ impl<T> SharedArc<T> {
 
 impl<T> Clone for SharedArc<T> {
     fn clone(&self) -> Self {
-        SharedArc(core::mem::ManuallyDrop::new(strata_primitives::sync::Arc::clone(&self.0)))
+        SharedArc(core::mem::ManuallyDrop::new(
+            strata_primitives::sync::Arc::clone(&self.0),
+        ))
     }
 }
 
@@ -110,7 +151,9 @@ impl<T> Drop for SharedArc<T> {
 pub enum ReclaimError {
     /// `synchronize` was called from inside a critical section of the same domain: it
     /// would wait for itself forever.
-    #[error("synchronize called while this thread is pinned in the same domain; it would wait for itself")]
+    #[error(
+        "synchronize called while this thread is pinned in the same domain; it would wait for itself"
+    )]
     WouldDeadlock,
     /// A grace period did not elapse before the timeout (a reader is stalled while
     /// pinned).

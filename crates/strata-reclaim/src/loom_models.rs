@@ -20,8 +20,8 @@
 
 // Test plumbing uses std's Arc: only the structures under test need loom's types.
 use std::sync::Arc;
-use strata_primitives::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use strata_primitives::cell::UnsafeCell;
+use strata_primitives::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use strata_primitives::{model, thread};
 
 use crate::{epoch, hazard};
@@ -150,8 +150,11 @@ fn epoch_synchronize_waits_for_reader() {
         let reclaimed = Arc::new(AtomicUsize::new(0));
 
         let reader = {
-            let (domain, unlinked, reclaimed) =
-                (domain.clone(), Arc::clone(&unlinked), Arc::clone(&reclaimed));
+            let (domain, unlinked, reclaimed) = (
+                domain.clone(),
+                Arc::clone(&unlinked),
+                Arc::clone(&reclaimed),
+            );
             thread::spawn(move || {
                 let h = domain.register();
                 let g = h.pin();
@@ -218,7 +221,8 @@ fn hazard_protect_vs_retire() {
         let first = first_node as usize;
 
         let reader = {
-            let (domain, freed, shared) = (Arc::clone(&domain), Arc::clone(&freed), Arc::clone(&shared));
+            let (domain, freed, shared) =
+                (Arc::clone(&domain), Arc::clone(&freed), Arc::clone(&shared));
             thread::spawn(move || {
                 let mut hp = hazard::HazardPointer::new_in(&domain);
                 let p = hp.protect(&shared);

@@ -58,7 +58,10 @@ fn a_full_bag_is_sealed_and_expires_after_two_steps() {
         h.flush();
     }
     assert!(d.epoch().wrapping_sub(start) >= EXPIRY);
-    assert_eq!(runs.load(Ordering::Relaxed), crate::deferred::BAG_CAPACITY + 1);
+    assert_eq!(
+        runs.load(Ordering::Relaxed),
+        crate::deferred::BAG_CAPACITY + 1
+    );
     assert_eq!(d.pending_bags(), 0);
 }
 
