@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `primitives` | [`primitives`] | `strata-primitives`: the atomics/loom shim, parking, backoff, `CachePadded` |
 //! | `reclaim` | [`reclaim`] | `strata-reclaim`: epoch/RCU and hazard-pointer reclamation |
+//! | `queue` | [`queue`] | `strata-queue`: lock-free queue and stack |
 //!
 //! ```
 //! let guard = strata::reclaim::epoch::pin();
@@ -21,3 +22,7 @@ pub use strata_primitives as primitives;
 #[cfg(feature = "reclaim")]
 #[doc(inline)]
 pub use strata_reclaim as reclaim;
+
+#[cfg(feature = "queue")]
+#[doc(inline)]
+pub use strata_queue as queue;
