@@ -412,8 +412,7 @@ impl Domain {
         // SAFETY: `*mut T` and `*mut u8` are ABI-compatible for sized `T` (same size,
         // no metadata), so calling `reclaim` through this type with the pointer cast
         // back from `*mut u8` is calling it with its own argument.
-        let drop =
-            unsafe { core::mem::transmute::<unsafe fn(*mut T), unsafe fn(*mut u8)>(reclaim) };
+        let drop: unsafe fn(*mut u8) = unsafe { core::mem::transmute(reclaim) };
         let threshold = self.threshold();
         let scan = self.with_rec(|rec| {
             rec.local.with_mut(|l| {
