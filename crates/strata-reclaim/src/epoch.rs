@@ -242,6 +242,8 @@ impl Domain {
     /// is one. Lock-free.
     pub fn register(&self) -> LocalHandle {
         let g = &*self.global;
+        // Acquire: pairs with the Release CAS in `push_chain`, so published nodes are
+        // seen initialized.
         let mut p = g.participants.load(Ordering::Acquire);
         while !p.is_null() {
             // SAFETY: participants are freed only when the Global drops, and we hold
@@ -317,6 +319,8 @@ impl Global {
         // SeqCst: pairs with the fence in `pin`; either we see that thread's pin, or it
         // sees every unlink made before this fence.
         fence(Ordering::SeqCst);
+        // Acquire: pairs with the Release CAS in `push_chain`, so published nodes are
+        // seen initialized.
         let mut p = self.participants.load(Ordering::Acquire);
         while !p.is_null() {
             // SAFETY: participants live as long as the Global, which `self` is.

@@ -293,6 +293,8 @@ impl Domain {
 
     fn register(&self) -> Registration {
         let g = &*self.global;
+        // Acquire: pairs with the Release CAS in `push_chain`, so published nodes are
+        // seen initialized.
         let mut p = g.records.load(Ordering::Acquire);
         while !p.is_null() {
             // SAFETY: records live as long as the Global.
@@ -339,10 +341,14 @@ impl Domain {
             return unsafe { &*s };
         }
         let g = &*self.global;
+        // Acquire: pairs with the Release CAS in `push_chain`, so published nodes are
+        // seen initialized.
         let mut p = g.slots.load(Ordering::Acquire);
         while !p.is_null() {
             // SAFETY: slots live as long as the Global.
             let s = unsafe { &*p };
+            // Acquire: pairs with the Release store of `false` in `release_slot` or
+            // `Registration::drop`, so the previous owner's use of the slot is over.
             if !s.active.load(Ordering::Relaxed)
                 && s.active
                     .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -465,6 +471,8 @@ impl Global {
         // SeqCst: pairs with the fence in `protect` (see the module docs).
         fence(Ordering::SeqCst);
         hazards.clear();
+        // Acquire: pairs with the Release CAS in `push_chain`, so published nodes are
+        // seen initialized.
         let mut p = self.slots.load(Ordering::Acquire);
         while !p.is_null() {
             // SAFETY: slots live as long as the Global.
