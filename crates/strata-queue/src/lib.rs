@@ -4,6 +4,7 @@
 //! |---|---|---|---|
 //! | [`MsQueue`] | Michael & Scott 1996 | lock-free | unbounded MPMC FIFO |
 //! | [`TreiberStack`] | Treiber 1986, with backoff | lock-free | unbounded LIFO |
+//! | [`ArrayQueue`] | Vyukov 2010, per-slot stamps | lock-free except a wait for a slot's owner between its claim and its publish (see [`array_queue`]) | bounded MPMC FIFO |
 //!
 //! Every container takes its memory reclamation scheme as a type parameter (any
 //! [`strata_reclaim::Reclaim`]): the default epoch domain, a custom epoch domain, or
@@ -19,9 +20,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod array_queue;
 pub mod ms_queue;
 pub mod treiber;
 
+pub use array_queue::ArrayQueue;
 pub use ms_queue::MsQueue;
 pub use treiber::TreiberStack;
 
@@ -31,6 +34,18 @@ pub type DefaultReclaim = strata_reclaim::epoch::Epoch;
 /// Under loom there is no process-wide domain: containers take an explicit one.
 #[cfg(strata_loom)]
 pub type DefaultReclaim = strata_reclaim::epoch::Domain;
+
+/// The ordering of a store or CAS that publishes a value to the thread that will take
+/// it: `Release`, or `Relaxed` under the test-only `--cfg strata_weaken`, which is how
+/// the loom models show that they detect a missing publication (the models marked
+/// `should_panic` under that cfg).
+const fn publish_ordering() -> core::sync::atomic::Ordering {
+    if cfg!(strata_weaken) {
+        core::sync::atomic::Ordering::Relaxed
+    } else {
+        core::sync::atomic::Ordering::Release
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -132,7 +132,12 @@ impl<T, R: Reclaim> MsQueue<T, R> {
                 // `next` in `pop` and here. The linearization point of `push`.
                 // SAFETY: `tail` is protected.
                 if unsafe { &(*tail).next }
-                    .compare_exchange(ptr::null_mut(), node, Ordering::Release, Ordering::Relaxed)
+                    .compare_exchange(
+                        ptr::null_mut(),
+                        node,
+                        crate::publish_ordering(),
+                        Ordering::Relaxed,
+                    )
                     .is_ok()
                 {
                     // Release: pairs with the Acquire load of `tail` above; failure is
@@ -191,7 +196,9 @@ impl<T, R: Reclaim> MsQueue<T, R> {
                 // the dummy: nobody reads its value again.
                 let next_ref = unsafe { &*next };
                 // SAFETY: as above: initialized, published, and taken only by us.
-                let value = next_ref.value.with(|v| unsafe { ptr::read(v).assume_init() });
+                let value = next_ref
+                    .value
+                    .with(|v| unsafe { ptr::read(v).assume_init() });
                 // SAFETY: the old dummy is unlinked (head moved past it), came from
                 // Box::into_raw, and only the CAS winner retires it. Its value is either
                 // uninitialized or already taken, and `MaybeUninit` does not drop it.
@@ -230,7 +237,8 @@ impl<T, R: Reclaim> Drop for MsQueue<T, R> {
             let node = unsafe { Box::from_raw(next) };
             next = node.next.load(Ordering::Relaxed);
             // SAFETY: see above: initialized and not taken.
-            node.value.with(|v| drop(unsafe { ptr::read(v).assume_init() }));
+            node.value
+                .with(|v| drop(unsafe { ptr::read(v).assume_init() }));
         }
     }
 }

@@ -99,10 +99,12 @@ impl<T, R: Reclaim> TreiberStack<T, R> {
             // SAFETY: `node` is ours until the CAS publishes it.
             unsafe { (*node).next = top };
             // Release: publishes the node; pairs with the Acquire protect in `pop`.
-            match self
-                .top
-                .compare_exchange_weak(top, node, Ordering::Release, Ordering::Relaxed)
-            {
+            match self.top.compare_exchange_weak(
+                top,
+                node,
+                crate::publish_ordering(),
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(t) => {
                     top = t;
@@ -163,7 +165,8 @@ impl<T, R: Reclaim> Drop for TreiberStack<T, R> {
             let node = unsafe { Box::from_raw(p) };
             p = node.next;
             // SAFETY: as above.
-            node.value.with_mut(|v| unsafe { ManuallyDrop::drop(&mut *v) });
+            node.value
+                .with_mut(|v| unsafe { ManuallyDrop::drop(&mut *v) });
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Linearizability of `MsQueue` (FIFO model) and `TreiberStack` (LIFO model), over
-//! both reclamation schemes, on 2 to 4 threads: each round records a concurrent
+//! both reclamation schemes, and of `ArrayQueue` (bounded FIFO model, with `Full`
+//! answers, at capacities small enough to wrap and fill), on 2 to 4 threads: each round records a concurrent
 //! history with `strata-check` and checks it. A round that is not linearizable, or
 //! whose search runs over its budget, fails the test; a round with no overlap tested
 //! nothing and is run again.
@@ -8,7 +9,7 @@ use std::sync::Barrier;
 
 use strata_check::models::{QueueModel, QueueOp, QueueRet, StackModel};
 use strata_check::{Budget, Model, Recorder, Violation, check};
-use strata_queue::{MsQueue, TreiberStack};
+use strata_queue::{ArrayQueue, MsQueue, TreiberStack};
 use strata_reclaim::Reclaim;
 use strata_reclaim::epoch::Epoch;
 use strata_reclaim::hazard::Hazard;
@@ -17,13 +18,15 @@ const OPS: usize = if cfg!(miri) { 6 } else { 40 };
 const ROUNDS: usize = if cfg!(miri) { 1 } else { 8 };
 
 trait Container: Sync {
-    fn push(&self, v: u64);
+    /// `false` if a bounded container was full.
+    fn push(&self, v: u64) -> bool;
     fn pop(&self) -> Option<u64>;
 }
 
 impl<R: Reclaim> Container for MsQueue<u64, R> {
-    fn push(&self, v: u64) {
-        MsQueue::push(self, v)
+    fn push(&self, v: u64) -> bool {
+        MsQueue::push(self, v);
+        true
     }
     fn pop(&self) -> Option<u64> {
         MsQueue::pop(self)
@@ -31,11 +34,21 @@ impl<R: Reclaim> Container for MsQueue<u64, R> {
 }
 
 impl<R: Reclaim> Container for TreiberStack<u64, R> {
-    fn push(&self, v: u64) {
-        TreiberStack::push(self, v)
+    fn push(&self, v: u64) -> bool {
+        TreiberStack::push(self, v);
+        true
     }
     fn pop(&self) -> Option<u64> {
         TreiberStack::pop(self)
+    }
+}
+
+impl Container for ArrayQueue<u64> {
+    fn push(&self, v: u64) -> bool {
+        ArrayQueue::push(self, v).is_ok()
+    }
+    fn pop(&self) -> Option<u64> {
+        ArrayQueue::pop(self)
     }
 }
 
@@ -65,8 +78,11 @@ where
                         let v = (t as u64 + 1) * 1_000 + i as u64;
                         log.call(QueueOp::Push(v), || {
                             std::thread::yield_now();
-                            c.push(v);
-                            QueueRet::Pushed
+                            if c.push(v) {
+                                QueueRet::Pushed
+                            } else {
+                                QueueRet::Full
+                            }
                         });
                     }
                 }
@@ -89,7 +105,10 @@ where
         let mut tries = 0;
         while done < ROUNDS {
             tries += 1;
-            assert!(tries <= 4 * ROUNDS, "{name}: too many rounds without overlap");
+            assert!(
+                tries <= 4 * ROUNDS,
+                "{name}: too many rounds without overlap"
+            );
             match round(&make(), &model, threads) {
                 Ok(n) => {
                     overlapping += n;
@@ -100,27 +119,57 @@ where
             }
         }
     }
-    assert!(overlapping > 0, "{name}: no round had overlapping operations");
+    assert!(
+        overlapping > 0,
+        "{name}: no round had overlapping operations"
+    );
 }
 
 #[test]
 fn ms_queue_epoch_is_linearizable() {
-    run("MsQueue<Epoch>", || MsQueue::with_reclaim(Epoch), QueueModel::new());
+    run(
+        "MsQueue<Epoch>",
+        || MsQueue::with_reclaim(Epoch),
+        QueueModel::new(),
+    );
 }
 
 #[test]
 fn ms_queue_hazard_is_linearizable() {
-    run("MsQueue<Hazard>", || MsQueue::with_reclaim(Hazard), QueueModel::new());
+    run(
+        "MsQueue<Hazard>",
+        || MsQueue::with_reclaim(Hazard),
+        QueueModel::new(),
+    );
 }
 
 #[test]
 fn treiber_epoch_is_linearizable() {
-    run("TreiberStack<Epoch>", || TreiberStack::with_reclaim(Epoch), StackModel::new());
+    run(
+        "TreiberStack<Epoch>",
+        || TreiberStack::with_reclaim(Epoch),
+        StackModel::new(),
+    );
 }
 
 #[test]
 fn treiber_hazard_is_linearizable() {
-    run("TreiberStack<Hazard>", || TreiberStack::with_reclaim(Hazard), StackModel::new());
+    run(
+        "TreiberStack<Hazard>",
+        || TreiberStack::with_reclaim(Hazard),
+        StackModel::new(),
+    );
+}
+
+#[test]
+fn array_queue_is_linearizable() {
+    for cap in [1, 2, 4] {
+        run(
+            "ArrayQueue",
+            || ArrayQueue::new(cap),
+            QueueModel::bounded(cap),
+        );
+    }
 }
 
 /// The harness can fail: a stack checked against the FIFO model is reported (pushes
@@ -133,5 +182,8 @@ fn a_stack_is_not_a_queue() {
             Err(Violation::NotLinearizable(_))
         )
     });
-    assert!(caught, "the checker did not report a LIFO container against the FIFO model");
+    assert!(
+        caught,
+        "the checker did not report a LIFO container against the FIFO model"
+    );
 }
