@@ -64,8 +64,12 @@
 //!   `xchg`, which is a full barrier, as crossbeam does). It pairs with the `SeqCst`
 //!   fence in `try_advance` before the participant scan: either the advancer sees the
 //!   pin, or the pinned thread sees every unlink that preceded the advancer's fence.
-//! * unpin: `Release` store of 0, paired with the `Acquire` fence after the scan, so
-//!   every access made inside the critical section happens before the frees.
+//! * unpin: `Release` store of 0, paired with the `Acquire` loads of the scan, so
+//!   every access made inside the critical section happens before the frees. The
+//!   epoch CAS is `Release` (`Acquire` on failure) and the epoch load that starts a
+//!   scan is `Acquire`, so the edge reaches every thread that frees on the strength
+//!   of an epoch it read, whoever advanced it. No fence is needed for this edge,
+//!   which is what lets ThreadSanitizer check it.
 //! * sealing a bag: a `SeqCst` fence, then a `Relaxed` load of the epoch the bag is
 //!   stamped with (crossbeam-epoch's `push_bag` does the same).
 //! * the garbage stack: `Release` push, `Acquire` detach.
@@ -315,7 +319,10 @@ impl Global {
     /// Tries to move the epoch one step. Returns the global epoch afterwards.
     #[cold]
     fn try_advance(&self) -> usize {
-        let e = self.epoch.load(Ordering::Relaxed);
+        // Acquire: pairs with the Release CAS that set `e`, so the critical sections
+        // that advancer saw ended happen before anything freed on the strength of `e`
+        // (our caller may free bags stamped two steps before it).
+        let e = self.epoch.load(Ordering::Acquire);
         // SeqCst: pairs with the fence in `pin`; either we see that thread's pin, or it
         // sees every unlink made before this fence.
         fence(Ordering::SeqCst);
@@ -325,20 +332,25 @@ impl Global {
         while !p.is_null() {
             // SAFETY: participants live as long as the Global, which `self` is.
             let part = unsafe { &*p };
-            let s = part.state.load(Ordering::Relaxed);
+            // Acquire: pairs with the Release unpin store (or the later pin, an RMW
+            // or a store after it on the same thread) that we read, so the critical
+            // sections that ended happen before anything freed in the new epoch.
+            // Acquire loads rather than Relaxed loads and one Acquire fence: the same
+            // instructions on x86_64, a cold path elsewhere, and an edge that
+            // ThreadSanitizer (which does not model fences) can see.
+            let s = part.state.load(Ordering::Acquire);
             if s & 1 == 1 && s & !1 != e {
                 return e;
             }
             p = part.next;
         }
-        // Acquire: pairs with the Release unpin stores we just read, so the critical
-        // sections that ended happen before anything freed in the new epoch.
-        fence(Ordering::Acquire);
         let new = e.wrapping_add(STEP);
-        // Release: a thread that reads the new epoch and pins in it sees our view.
+        // Release: the thread that reads the new epoch (a collector, or a loser of this
+        // CAS) inherits our view. Acquire on failure: a loser returns the winner's
+        // epoch and may free bags on its strength, so it must see what the winner saw.
         match self
             .epoch
-            .compare_exchange(e, new, Ordering::Release, Ordering::Relaxed)
+            .compare_exchange(e, new, Ordering::Release, Ordering::Acquire)
         {
             Ok(_) => new,
             Err(cur) => cur,
