@@ -23,6 +23,7 @@ macro_rules! workload_modules {
 workload_modules! {
     baseline,
     reclaim,
+    queue,
 }
 
 #[cfg(test)]
