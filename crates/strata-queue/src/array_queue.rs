@@ -206,21 +206,27 @@ impl<T> ArrayQueue<T> {
     #[inline]
     pub fn push(&self, value: T) -> Result<(), T> {
         // The uncontended path, inlined; everything else is in the out-of-line loop
-        // (which starts over with a fresh read of `tail`).
+        // (which starts over with a fresh read of `tail`). A failed CAS there backs
+        // off before its first retry: retrying at once takes the cache line back from
+        // the thread that just won it, which on 2 cores cut `pairs` throughput at 2
+        // threads from about 230 to about 60 M ops/s.
         let tail = self.tail.load(Ordering::Relaxed);
         let slot = self.slot(tail);
-        if slot.stamp.load(Ordering::Acquire) == tail
-            && self
+        let mut contended = false;
+        if slot.stamp.load(Ordering::Acquire) == tail {
+            if self
                 .tail
                 .compare_exchange_weak(tail, self.next(tail), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
-        {
-            // SAFETY: our CAS claimed position `tail`, whose slot is empty (the
-            // orderings are those of `push_or_evict`, which documents them).
-            unsafe { self.publish(slot, tail, value) };
-            return Ok(());
+            {
+                // SAFETY: our CAS claimed position `tail`, whose slot is empty (the
+                // orderings are those of `push_or_evict`, which documents them).
+                unsafe { self.publish(slot, tail, value) };
+                return Ok(());
+            }
+            contended = true;
         }
-        match self.push_or_evict(value, false) {
+        match self.push_or_evict(value, false, contended) {
             Pushed::Done => Ok(()),
             Pushed::Full(v) => Err(v),
             Pushed::Evicted(_) => unreachable!("push never evicts"),
@@ -279,7 +285,7 @@ impl<T> ArrayQueue<T> {
     /// assert_eq!(q.pop(), Some(2));
     /// ```
     pub fn force_push(&self, value: T) -> Option<T> {
-        match self.push_or_evict(value, true) {
+        match self.push_or_evict(value, true, false) {
             Pushed::Done => None,
             Pushed::Evicted(old) => Some(old),
             Pushed::Full(_) => unreachable!("force_push never reports full"),
@@ -288,8 +294,11 @@ impl<T> ArrayQueue<T> {
 
     #[cold]
     #[inline(never)]
-    fn push_or_evict(&self, value: T, evict: bool) -> Pushed<T> {
+    fn push_or_evict(&self, value: T, evict: bool, contended: bool) -> Pushed<T> {
         let backoff = Backoff::new();
+        if contended {
+            backoff.spin();
+        }
         let mut tail = self.tail.load(Ordering::Relaxed);
         loop {
             let slot = self.slot(tail);
@@ -395,22 +404,28 @@ impl<T> ArrayQueue<T> {
         // The uncontended path, inlined (see `push`).
         let head = self.head.load(Ordering::Relaxed);
         let slot = self.slot(head);
-        if slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1)
-            && self
+        let mut contended = false;
+        if slot.stamp.load(Ordering::Acquire) == head.wrapping_add(1) {
+            if self
                 .head
                 .compare_exchange_weak(head, self.next(head), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
-        {
-            // SAFETY: our CAS claimed position `head`, whose slot is full.
-            return Some(unsafe { self.take(slot, head) });
+            {
+                // SAFETY: our CAS claimed position `head`, whose slot is full.
+                return Some(unsafe { self.take(slot, head) });
+            }
+            contended = true;
         }
-        self.pop_slow()
+        self.pop_slow(contended)
     }
 
     #[cold]
     #[inline(never)]
-    fn pop_slow(&self) -> Option<T> {
+    fn pop_slow(&self, contended: bool) -> Option<T> {
         let backoff = Backoff::new();
+        if contended {
+            backoff.spin();
+        }
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
             let slot = self.slot(head);

@@ -14,7 +14,25 @@ use strata_reclaim::Reclaim;
 use strata_reclaim::epoch::Epoch;
 use strata_reclaim::hazard::Hazard;
 
-const OPS: usize = if cfg!(miri) { 6 } else { 40 };
+/// Operations per thread: 40 at 2 threads, 20 at 3, 8 at 4. With a yield inside
+/// every recorded call the operations overlap heavily, and a FIFO state depends on
+/// the order of the linearized pushes, not only on their set, so the search has a
+/// long tail: at 4 threads × 12 about one round in 500 ran past 4 000 000 steps (a
+/// budget overrun fails the test, as it must); at 4 × 8, 2 239 rounds needed at most
+/// 628 089 steps (median 32), and 3 × 20 at most 32 661.
+fn ops_per_thread(threads: usize) -> usize {
+    if cfg!(miri) {
+        6
+    } else {
+        match threads {
+            2 => 40,
+            3 => 20,
+            _ => 8,
+        }
+    }
+}
+/// Search steps per check: the checker's default is 500 000.
+const BUDGET_STEPS: u64 = 4_000_000;
 const ROUNDS: usize = if cfg!(miri) { 1 } else { 8 };
 
 trait Container: Sync {
@@ -68,7 +86,7 @@ where
             let start = &start;
             s.spawn(move || {
                 start.wait();
-                for i in 0..OPS {
+                for i in 0..ops_per_thread(threads) {
                     if i % 3 == 2 {
                         log.call(QueueOp::Pop, || {
                             std::thread::yield_now();
@@ -89,7 +107,7 @@ where
             });
         }
     });
-    check(model, &recorder.into_history(), Budget::default()).map(|r| r.overlapping)
+    check(model, &recorder.into_history(), Budget::steps(BUDGET_STEPS)).map(|r| r.overlapping)
 }
 
 fn run<C, M>(name: &str, make: impl Fn() -> C, model: M)
