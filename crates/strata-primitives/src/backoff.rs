@@ -4,6 +4,9 @@ use crate::{hint, thread};
 
 /// Spins up to `2^SPIN_LIMIT` hints in one step.
 const SPIN_LIMIT: u32 = 6;
+/// [`Backoff::wait`] spins for this many steps (`2^0 + ... + 2^(n-1)` hints) before
+/// it yields.
+const WAIT_SPIN_LIMIT: u32 = 4;
 /// After this many steps [`Backoff::is_completed`] advises parking.
 const YIELD_LIMIT: u32 = 10;
 
@@ -80,6 +83,30 @@ impl Backoff {
         }
     }
 
+    /// Backs off while waiting for another thread that may have been preempted in a
+    /// window of a few instructions: a few short spins (at most `2^WAIT_SPIN_LIMIT`
+    /// hints in all, well under a microsecond), then a yield of the time slice on every
+    /// call, so that when threads outnumber cores the waited-for thread gets a core.
+    /// Counts towards [`is_completed`](Self::is_completed) like `snooze`.
+    #[inline]
+    pub fn wait(&self) {
+        if cfg!(strata_loom) {
+            thread::yield_now();
+            self.step.set(self.step.get().saturating_add(1));
+            return;
+        }
+        if self.step.get() < WAIT_SPIN_LIMIT {
+            for _ in 0..1u32 << self.step.get() {
+                hint::spin_loop();
+            }
+        } else {
+            thread::yield_now();
+        }
+        if self.step.get() <= YIELD_LIMIT {
+            self.step.set(self.step.get() + 1);
+        }
+    }
+
     /// `true` once backing off has gone on long enough that the caller should park.
     #[inline]
     pub fn is_completed(&self) -> bool {
@@ -108,5 +135,14 @@ mod tests {
         b.reset();
         assert!(!b.is_completed());
         b.spin();
+        // `wait` counts the same steps as `snooze` (it only yields sooner).
+        b.reset();
+        let mut n = 0;
+        while !b.is_completed() {
+            b.wait();
+            n += 1;
+            assert!(n <= 64, "backoff never completed");
+        }
+        assert_eq!(n as u32, YIELD_LIMIT + 1);
     }
 }

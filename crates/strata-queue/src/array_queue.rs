@@ -47,8 +47,8 @@
 //!
 //! That wait is where bounded rings collapse when threads outnumber cores: crossbeam
 //! spins on it without yielding, so each waiter burns its whole time slice while the
-//! owner it waits for cannot run. Here a waiter spins for at most a few microseconds
-//! ([`Backoff::snooze`]) and then yields its time slice on every retry, handing the
+//! owner it waits for cannot run. Here a waiter spins for well under a microsecond
+//! ([`Backoff::wait`]) and then yields its time slice on every retry, handing the
 //! core to the preempted owner. A CAS that fails because another thread made
 //! progress only spins. Strata's fully lock-free alternative, where a waiter never
 //! depends on a preempted thread, is the unbounded fetch-and-add ring queue.
@@ -376,15 +376,16 @@ impl<T> ArrayQueue<T> {
 
     /// Re-reads `index`. If it moved, another operation made progress and we retry at
     /// once (after a short spin); if it did not, we are waiting for the operation
-    /// that owns the slot at `seen` to publish its stamp, and snooze: spin briefly,
-    /// then yield the time slice so a preempted owner can run.
+    /// that owns the slot at `seen` to publish its stamp, and [`Backoff::wait`]: spin
+    /// for well under a microsecond, then yield the time slice on every retry so a
+    /// preempted owner can run.
     #[inline]
     fn reload_or_wait(&self, index: &AtomicUsize, seen: usize, backoff: &Backoff) -> usize {
         let now = index.load(Ordering::Relaxed);
         if now != seen {
             backoff.spin();
         } else {
-            backoff.snooze();
+            backoff.wait();
         }
         index.load(Ordering::Relaxed)
     }
