@@ -206,8 +206,8 @@ impl<T> ArrayQueue<T> {
     #[inline]
     pub fn push(&self, value: T) -> Result<(), T> {
         // The uncontended path, inlined; everything else is in the out-of-line loop
-        // (which starts over with a fresh read of `tail`). A failed CAS there backs
-        // off before its first retry: retrying at once takes the cache line back from
+        // (which starts over with a fresh read of `tail`). If the CAS here fails,
+        // that loop backs off before its first retry: retrying at once takes the cache line back from
         // the thread that just won it, which on 2 cores cut `pairs` throughput at 2
         // threads from about 230 to about 60 M ops/s.
         let tail = self.tail.load(Ordering::Relaxed);
@@ -272,8 +272,9 @@ impl<T> ArrayQueue<T> {
     /// Pushes `value`; if the queue is full, the oldest value is removed to make room
     /// and returned.
     ///
-    /// Removing the oldest and inserting `value` is one atomic step: no other
-    /// operation sees the queue between the two.
+    /// Removing the oldest and inserting `value` is one atomic step: no push or pop
+    /// sees the queue between the two (the size queries can, for a moment: see
+    /// [`len`](Self::len)).
     ///
     /// ```
     /// use strata_queue::ArrayQueue;
