@@ -241,10 +241,11 @@ impl<T> ArrayQueue<T> {
     /// empty (its stamp was `pos`).
     #[inline]
     unsafe fn publish(&self, slot: &Slot<T>, pos: usize, value: T) {
-        // SAFETY: the caller claimed the empty slot: no other thread touches its value
-        // until the stamp store below.
-        slot.value
-            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        slot.value.with_mut(|p| {
+            // SAFETY: the caller claimed the empty slot: no other thread touches its
+            // value until the stamp store below.
+            unsafe { p.write(MaybeUninit::new(value)) }
+        });
         // Release: the value written above is visible to the pop that acquires this
         // stamp.
         slot.stamp

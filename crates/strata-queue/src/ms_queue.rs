@@ -195,10 +195,10 @@ impl<T, R: Reclaim> MsQueue<T, R> {
                 // published with the Release CAS our protect load acquired. It is now
                 // the dummy: nobody reads its value again.
                 let next_ref = unsafe { &*next };
-                // SAFETY: as above: initialized, published, and taken only by us.
-                let value = next_ref
-                    .value
-                    .with(|v| unsafe { ptr::read(v).assume_init() });
+                let value = next_ref.value.with(|v| {
+                    // SAFETY: as above: initialized, published, and taken only by us.
+                    unsafe { ptr::read(v).assume_init() }
+                });
                 // SAFETY: the old dummy is unlinked (head moved past it), came from
                 // Box::into_raw, and only the CAS winner retires it. Its value is either
                 // uninitialized or already taken, and `MaybeUninit` does not drop it.
@@ -236,9 +236,10 @@ impl<T, R: Reclaim> Drop for MsQueue<T, R> {
             // holds an initialized value that nobody took.
             let node = unsafe { Box::from_raw(next) };
             next = node.next.load(Ordering::Relaxed);
-            // SAFETY: see above: initialized and not taken.
-            node.value
-                .with(|v| drop(unsafe { ptr::read(v).assume_init() }));
+            node.value.with(|v| {
+                // SAFETY: see above: initialized and not taken.
+                drop(unsafe { ptr::read(v).assume_init() })
+            });
         }
     }
 }

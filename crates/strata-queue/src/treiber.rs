@@ -164,9 +164,10 @@ impl<T, R: Reclaim> Drop for TreiberStack<T, R> {
             // holds a value nobody took.
             let node = unsafe { Box::from_raw(p) };
             p = node.next;
-            // SAFETY: as above.
-            node.value
-                .with_mut(|v| unsafe { ManuallyDrop::drop(&mut *v) });
+            node.value.with_mut(|v| {
+                // SAFETY: as above.
+                unsafe { ManuallyDrop::drop(&mut *v) }
+            });
         }
     }
 }

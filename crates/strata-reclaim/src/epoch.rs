@@ -483,7 +483,8 @@ impl Participant {
         {
             // Release: when this re-pins (`repin`, `quiescent`), the accesses of the
             // section that ends here must happen before a free by an advancer that sees
-            // the new state (pairs with its Acquire fence), as in crossbeam's `repin`.
+            // the new state (pairs with its Acquire loads of the participant states in
+            // `try_advance`), as in crossbeam's `repin`.
             self.state.store(e | 1, Ordering::Release);
             // SeqCst: pairs with the fence in `try_advance` (see the module docs).
             fence(Ordering::SeqCst);
@@ -540,7 +541,7 @@ impl Participant {
             if !last {
                 return;
             }
-            // Release: pairs with the Acquire fence in `try_advance`; everything this
+            // Release: pairs with the Acquire state loads in `try_advance`; everything this
             // critical section did happens before any free it could block.
             part.state.store(0, Ordering::Release);
             finalize
