@@ -66,36 +66,29 @@ impl Backoff {
     /// Backs off while waiting for another thread to act: spins, then yields.
     #[inline]
     pub fn snooze(&self) {
-        if cfg!(strata_loom) {
-            thread::yield_now();
-            self.step.set(self.step.get().saturating_add(1));
-            return;
-        }
-        if self.step.get() <= SPIN_LIMIT {
-            for _ in 0..1u32 << self.step.get() {
-                hint::spin_loop();
-            }
-        } else {
-            thread::yield_now();
-        }
-        if self.step.get() <= YIELD_LIMIT {
-            self.step.set(self.step.get() + 1);
-        }
+        self.spin_then_yield(SPIN_LIMIT + 1);
     }
 
     /// Backs off while waiting for another thread that may have been preempted in a
-    /// window of a few instructions: a few short spins (at most `2^WAIT_SPIN_LIMIT`
+    /// window of a few instructions: a few short spins (fewer than `2^WAIT_SPIN_LIMIT`
     /// hints in all, well under a microsecond), then a yield of the time slice on every
     /// call, so that when threads outnumber cores the waited-for thread gets a core.
     /// Counts towards [`is_completed`](Self::is_completed) like `snooze`.
     #[inline]
     pub fn wait(&self) {
+        self.spin_then_yield(WAIT_SPIN_LIMIT);
+    }
+
+    /// Spins `2^step` hints while `step < spin_steps`, yields after that; counts the
+    /// step up to `YIELD_LIMIT + 1`.
+    #[inline]
+    fn spin_then_yield(&self, spin_steps: u32) {
         if cfg!(strata_loom) {
             thread::yield_now();
             self.step.set(self.step.get().saturating_add(1));
             return;
         }
-        if self.step.get() < WAIT_SPIN_LIMIT {
+        if self.step.get() < spin_steps {
             for _ in 0..1u32 << self.step.get() {
                 hint::spin_loop();
             }
