@@ -5,6 +5,8 @@
 //! | [`MsQueue`] | Michael & Scott 1996 | lock-free | unbounded MPMC FIFO |
 //! | [`TreiberStack`] | Treiber 1986, with backoff | lock-free | unbounded LIFO |
 //! | [`ArrayQueue`] | Vyukov 2010, per-slot stamps | lock-free except a wait for a slot's owner between its claim and its publish (see [`array_queue`]) | bounded MPMC FIFO |
+//! | [`Worker`] / [`Stealer`] | Chase & Lev 2005, Lê et al. 2013, two-part head | owner wait-free; thieves exclude each other while one copies (see [`deque`]) | unbounded work-stealing deque |
+//! | [`Injector`] | linked blocks, crossbeam-deque's design | blocking in two short windows (see [`injector`]) | unbounded MPMC FIFO |
 //!
 //! Every container takes its memory reclamation scheme as a type parameter (any
 //! [`strata_reclaim::Reclaim`]): the default epoch domain, a custom epoch domain, or
@@ -21,10 +23,13 @@
 #![deny(missing_docs)]
 
 pub mod array_queue;
+pub mod deque;
+pub mod injector;
 pub mod ms_queue;
 pub mod treiber;
 
 pub use array_queue::ArrayQueue;
+pub use deque::{Injector, Steal, Stealer, Worker};
 pub use ms_queue::MsQueue;
 pub use treiber::TreiberStack;
 
@@ -36,7 +41,8 @@ pub type DefaultReclaim = strata_reclaim::epoch::Epoch;
 pub type DefaultReclaim = strata_reclaim::epoch::Domain;
 
 /// The ordering of a store or CAS that publishes a value to the thread that will take
-/// it: `Release`, or `Relaxed` under the test-only `--cfg strata_weaken`, which is how
+/// it (or that hands a slot back to the thread that will write it next): `Release`,
+/// or `Relaxed` under the test-only `--cfg strata_weaken`, which is how
 /// the loom models show that they detect a missing publication (the models marked
 /// `should_panic` under that cfg).
 const fn publish_ordering() -> core::sync::atomic::Ordering {
@@ -47,5 +53,7 @@ const fn publish_ordering() -> core::sync::atomic::Ordering {
     }
 }
 
+#[cfg(test)]
+mod deque_tests;
 #[cfg(test)]
 mod tests;
