@@ -18,6 +18,7 @@
 //!     help: "Every thread loads one shared counter.",
 //!     unit: "ops/s",
 //!     min_threads: 1,
+//!     max_threads: None,
 //!     impls: vec![Impl::new("load", Kind::Limit, |threads, duration| {
 //!         let x = CachePadded::new(AtomicU64::new(0));
 //!         timed_threads(threads, duration, |_thread, stop| {
@@ -150,11 +151,21 @@ pub struct Workload {
     pub unit: &'static str,
     /// 1, or 2 for two-role workloads (producer and consumer, owner and thief).
     pub min_threads: usize,
+    /// `None`, or `Some(1)` for a workload that measures something only on one thread
+    /// (a deque's owner alone): thread counts above it are skipped, as those below
+    /// `min_threads` are.
+    pub max_threads: Option<usize>,
     /// The implementations, in the order they appear in tables and plots.
     pub impls: Vec<Impl>,
 }
 
 impl Workload {
+    /// Whether the workload runs at `threads` threads: at least `min_threads` and at
+    /// most `max_threads`, if set.
+    pub fn runs_at(&self, threads: usize) -> bool {
+        threads >= self.min_threads && self.max_threads.is_none_or(|max| threads <= max)
+    }
+
     /// The implementation called `name`, if any.
     pub fn find_impl(&self, name: &str) -> Option<&Impl> {
         self.impls.iter().find(|i| i.name == name)
@@ -410,7 +421,7 @@ pub fn plan(workloads: &[&Workload], cfg: &RunConfig) -> Plan {
     let mut measurements = 0usize;
     let mut estimated = Duration::ZERO;
     for w in workloads {
-        for &t in cfg.threads.iter().filter(|&&t| t >= w.min_threads) {
+        for &t in cfg.threads.iter().filter(|&&t| w.runs_at(t)) {
             let n = w.impls.len() * per_impl;
             measurements += n;
             // Thread start-up, the barrier and the joins: about 1 ms plus 50 µs a thread.
@@ -496,9 +507,9 @@ pub fn measure(imp: &Impl, threads: usize, duration: Duration) -> Result<Sample,
 }
 
 /// Runs the workloads following the method of DESIGN.md: for each workload and each
-/// thread count at or above its `min_threads`, every implementation once as a discarded
-/// warm-up, then `runs` rounds that each run every implementation once, interleaved,
-/// the start order rotating by one each round.
+/// thread count it runs at ([`Workload::runs_at`]), every implementation once as a
+/// discarded warm-up, then `runs` rounds that each run every implementation once,
+/// interleaved, the start order rotating by one each round.
 pub fn run(
     workloads: &[&Workload],
     cfg: &RunConfig,
@@ -506,7 +517,7 @@ pub fn run(
 ) -> Results {
     let mut results = Results::default();
     for w in workloads {
-        for &threads in cfg.threads.iter().filter(|&&t| t >= w.min_threads) {
+        for &threads in cfg.threads.iter().filter(|&&t| w.runs_at(t)) {
             let n = w.impls.len();
             let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
             let mut failed = vec![false; n];
@@ -657,6 +668,7 @@ mod tests {
             help: "Two fake implementations.",
             unit: "ops/s",
             min_threads: 1,
+            max_threads: None,
             impls: vec![
                 fake("strata-x", Kind::Strata, 300),
                 fake("peer-y", Kind::Peer, 200),
@@ -704,12 +716,57 @@ mod tests {
     }
 
     #[test]
+    fn runner_keeps_to_the_thread_range() {
+        let counted = |max_threads| Workload {
+            name: "fake/range",
+            help: "A workload with a thread range.",
+            unit: "ops/s",
+            min_threads: 2,
+            max_threads,
+            impls: vec![Impl::new("one", Kind::Peer, |threads, duration| {
+                timed_threads(threads, duration, |_, stop| repeat_until(stop, 1, || {}))
+            })],
+        };
+        let cfg = RunConfig {
+            threads: vec![1, 2, 4, 8],
+            duration: Duration::from_millis(1),
+            runs: 1,
+            warmup: false,
+            cores: 2,
+        };
+        for (max, expected) in [
+            (None, vec![2, 4, 8]),
+            (Some(4), vec![2, 4]),
+            (Some(2), vec![2]),
+        ] {
+            let w = counted(max);
+            let ran: Vec<usize> = cfg
+                .threads
+                .iter()
+                .copied()
+                .filter(|&t| w.runs_at(t))
+                .collect();
+            assert_eq!(ran, expected, "max {max:?}");
+            assert_eq!(plan(&[&w], &cfg).measurements, expected.len());
+            let res = run(&[&w], &cfg, |_| {});
+            let rows: Vec<usize> = res.rows.iter().map(|r| r.threads).collect();
+            assert_eq!(rows, expected, "max {max:?}");
+        }
+        let single = Workload {
+            min_threads: 1,
+            ..counted(Some(1))
+        };
+        assert!(single.runs_at(1) && !single.runs_at(2));
+    }
+
+    #[test]
     fn runner_reports_panics_and_zero_counts_once() {
         let w = Workload {
             name: "fake/bad",
             help: "Broken implementations.",
             unit: "ops/s",
             min_threads: 2,
+            max_threads: None,
             impls: vec![
                 Impl::new("zero", Kind::Peer, |_, _| Sample {
                     ops: 0,

@@ -161,9 +161,18 @@ fn workloads_help(all: &[Workload]) -> String {
     s
 }
 
+/// The thread counts a workload runs at, for `--list`.
+fn thread_range(w: &Workload) -> String {
+    match w.max_threads {
+        None => format!("from {} thread(s)", w.min_threads),
+        Some(max) if max == w.min_threads => format!("at {max} thread(s) only"),
+        Some(max) => format!("from {} to {max} threads", w.min_threads),
+    }
+}
+
 fn list(all: &[Workload]) {
     for w in all {
-        println!("{}  [{}, from {} thread(s)]", w.name, w.unit, w.min_threads);
+        println!("{}  [{}, {}]", w.name, w.unit, thread_range(w));
         print!("{}", wrap(w.help, "    ", 92));
         println!("    impls: {}", impl_list(w));
     }

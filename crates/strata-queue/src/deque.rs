@@ -3,8 +3,7 @@
 //!
 //! D. Chase and Y. Lev, *Dynamic circular work-stealing deque*, SPAA 2005, with the
 //! memory orderings of N. M. Lê, A. Pop, A. Cohen and F. Zappa Nardelli, *Correct and
-//! efficient work-stealing for weak memory models*, PPoPP 2013, and the two-part head
-//! of tokio's local run queue.
+//! efficient work-stealing for weak memory models*, PPoPP 2013.
 //!
 //! ```
 //! use strata_queue::deque::{Steal, Worker};
@@ -26,31 +25,45 @@
 //! * [`Stealer`]: any number of thieves (`Clone + Send + Sync`) take the oldest items,
 //!   one at a time or in batches moved into their own `Worker`.
 //! * [`Injector`]: a shared FIFO queue that any thread pushes into and steals from, in
-//!   batches into a `Worker` too.
+//!   batches into a `Worker` too (see [`injector`](crate::injector)).
 //! * [`Steal`]: `Empty`, `Success` or `Retry`.
 //!
 //! # The algorithm
 //!
-//! A growable ring buffer indexed by `u32` positions that wrap. `tail` is written only
-//! by the owner. `head` is one 64-bit word holding two positions, `steal` and `real`:
-//! `real` is the next position to claim, and `steal` is the lowest position that a
-//! thief may still be reading. `[steal, real)` is the batch of one thief in flight;
-//! `steal == real` when no thief is.
+//! A growable ring buffer of `cap` slots indexed by `u32` positions that wrap. Each
+//! slot holds an item and a **stamp**: the position the owner may write into it next.
+//! While the slot holds position `p` its stamp is `p`; whoever takes `p` (other than
+//! the owner) stores `p + cap` after reading it. `tail` is written only by the owner.
+//! `head` is one 64-bit word holding `real`, the next position to claim, and `gen`, the
+//! generation of the current buffer (buffers are numbered as the owner replaces them).
 //!
-//! * **push** writes slot `tail` and publishes it by storing `tail + 1` (Release). The
-//!   buffer is full when `tail - steal == cap`: a slot is reused only after every
-//!   thief that claimed its previous item has finished reading it. A full buffer is
-//!   replaced by one twice the size holding a copy of `[steal, tail)`; the old one is
-//!   retired through strata-reclaim, because a thief may still be reading it.
-//! * **steal** loads `head` (`steal == real` or it returns `Retry`: another thief is
-//!   copying), then `tail`; if `tail - real <= 0` the deque is empty. It then claims
-//!   positions with a CAS of `head` from `(s, r)` to `(s, r + n)` (**the linearization
-//!   point**), reads the `n` claimed slots, and releases the claim with a CAS that sets
-//!   `steal = real` (Release).
-//! * **pop** (LIFO) takes the newest item: it stores `tail - 1`, loads `head`, and takes
-//!   the slot outright if other items remain; the last item is contested with thieves
-//!   by a CAS of `real`. **pop** (FIFO) claims `real` with a CAS, like a thief that
-//!   does not need the gate.
+//! * **push** writes slot `tail` if its stamp is `tail` (Acquire), and publishes it by
+//!   storing `tail + 1` (Release). Any other stamp means that the slot's previous item
+//!   has not been taken, or that a thief that claimed it has not finished reading it:
+//!   the buffer is then replaced by one twice the size. The owner never waits.
+//! * **steal** loads `head` then `tail`; if `tail - real <= 0` the deque is empty. It
+//!   loads the buffer, checks that its generation is `gen`, claims position `real`
+//!   with a CAS of `head` from `(gen, real)` to `(gen, real + 1)` (**the linearization
+//!   point**), and only then reads the slot and stamps it `real + cap` (Release).
+//!   Batch steals claim several positions.
+//! * **pop** (LIFO) takes the newest item: it stores `tail - 1`, loads `head`, and
+//!   takes the slot outright if other items remain, leaving the stamp (the owner's next
+//!   push writes that same position again); the last item is contested with the
+//!   thieves by a CAS of `head`. **pop** (FIFO) claims `real` with one `fetch_add`,
+//!   undone with a plain store if thieves emptied the deque meanwhile (while `real` is
+//!   past `tail` no thief claims anything). Consecutive FIFO pops that no thief's
+//!   claim separates form a *run*: their slots are not stamped, because the owner
+//!   knows it is done with them; a thief's claim ends the run, and the slots of its
+//!   positions that have not been written again are stamped then.
+//! * **Replacing the buffer** (growing, or shrinking below a quarter full): the owner
+//!   copies the unclaimed positions `[real, tail)` into a new buffer of generation
+//!   `gen + 1` whose stamps start fresh, publishes it, and then moves `head` to
+//!   `(gen + 1, real)` with a CAS. A thief that claimed positions from the old buffer
+//!   meanwhile makes that CAS fail; the owner then stamps those positions free in the
+//!   new buffer and tries again. Once the generation has moved, a claim against the
+//!   old buffer cannot succeed, so each buffer's stamps are exact. The old buffer is
+//!   retired through strata-reclaim: a thief may still be reading its claimed slot
+//!   there.
 //!
 //! The LIFO owner and the thieves form a store-buffering (Dekker) pattern: the owner
 //! stores `tail` then loads `head`, a thief loads `head` then `tail`. Here the four
@@ -75,41 +88,37 @@
 //! bytes afterwards. Here every non-atomic access to a slot is made by the one thread
 //! that owns it at that moment:
 //!
-//! * A thief reads only positions it has claimed with a successful CAS; no one else
-//!   can claim them, and the owner cannot overwrite them, because `push` treats the
-//!   buffer as full until the thief's release CAS moves `steal` past them. That CAS is
-//!   Release and the owner's load of `head` is Acquire, so the thief's reads happen
-//!   before the owner's next writes to those slots.
+//! * A thief reads only positions it has claimed with a successful CAS, from the
+//!   buffer of the generation it claimed in; no one else can claim them. The owner
+//!   writes a slot only after an Acquire load found the stamp that the thief stores
+//!   with Release after its read, so the read happens before the owner's next write
+//!   (or after taking the slot's previous item itself). A slow thief makes the owner
+//!   grow the buffer, never wait, and never write under it.
 //! * The owner writes a slot before the Release store of `tail` that publishes it, and
 //!   a thief claims a position only below a `tail` it loaded (Acquire).
-//! * The owner's copy of `[steal, tail)` into a new buffer only *reads* the old slots
-//!   (a thief may read the same slot at the same time: two reads are not a race), and
-//!   the owner never writes an old buffer again. The copies of positions a thief is
-//!   still reading are dead and never dropped.
+//! * The owner's copy into a new buffer only *reads* the old slots, and the owner never
+//!   writes an old buffer again.
 //!
 //! ThreadSanitizer reports nothing on this module's stress tests (the command is in
-//! the README); it floods with reports on crossbeam-deque's.
+//! the README).
 //!
 //! # Progress
 //!
-//! * The owner never waits. `push` is wait-free (apart from the allocator when the
-//!   buffer grows); `pop` is one CAS at most, and a failed CAS means a thief took the
-//!   last item.
-//! * A thief's CAS fails only because another operation succeeded. But thieves
-//!   exclude one another while one of them copies its claimed items (a handful of
-//!   instructions per item): a thief that finds `steal != real` returns
-//!   [`Steal::Retry`]. If the copying thief is preempted there, other thieves get
-//!   `Retry` until it runs again; the owner is never held up, and grows the buffer
-//!   instead of waiting for the slots. This is the price of never reading an
-//!   unclaimed slot; crossbeam-deque's thieves are lock-free because they read
-//!   before they claim.
+//! * The owner never waits for a thief. `push` is wait-free (apart from the allocator
+//!   when the buffer grows); `pop` makes one read-modify-write of `head` at most (a
+//!   LIFO pop only for the last item, and a failed CAS there means a thief took it).
+//! * Thieves are lock-free: a CAS fails only because another claim, pop or buffer
+//!   replacement succeeded. One window makes a thief return `Retry` without anyone
+//!   having completed an operation: between the owner's publication of a new buffer
+//!   and its CAS of the generation, two consecutive instructions of the owner.
 //!
 //! # Differences from crossbeam-deque
 //!
 //! * A `limit` of 0 in the `*_with_limit` methods is treated as 1 (crossbeam panics).
-//! * `Steal::Retry` also means "another thief is copying its batch".
 //! * Positions are 32-bit: a deque holds at most 2<sup>30</sup> items, and `push`
 //!   panics beyond that (as `Vec` does on capacity overflow).
+//! * Each slot carries a 32-bit stamp beside the item (for 8-byte items, 16 bytes per
+//!   slot instead of 8).
 //! * Buffers are reclaimed through any [`Reclaim`] scheme (the `*_in` constructors),
 //!   the default epoch domain otherwise.
 
@@ -141,13 +150,22 @@ const MAX_CAP: usize = 1 << 30;
 pub(crate) const MAX_BATCH: usize = 32;
 
 #[inline]
-fn pack(steal: u32, real: u32) -> u64 {
-    (u64::from(steal) << 32) | u64::from(real)
+fn pack(generation: u32, real: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(real)
 }
 
+/// `(gen, real)`.
 #[inline]
 fn unpack(head: u64) -> (u32, u32) {
     ((head >> 32) as u32, head as u32)
+}
+
+/// `head` with `real` moved on by `n` (wrapping within its half: a wrap of `real` must
+/// not carry into the generation).
+#[inline]
+fn advance(head: u64, n: u32) -> u64 {
+    let (generation, real) = unpack(head);
+    pack(generation, real.wrapping_add(n))
 }
 
 /// Under loom only, a `SeqCst` fence between the two accesses of each side of the
@@ -174,77 +192,160 @@ enum Flavor {
     Lifo,
 }
 
+/// One item's place: the item, and the position the owner may write next.
+struct Slot<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    /// The position the owner may write into this slot next. While the slot holds
+    /// position `p` (or `p` was taken back by the LIFO owner's own pop) it is `p`;
+    /// whoever else takes `p` stores `p + cap` after reading it. Only the owner
+    /// reads it.
+    stamp: AtomicU32,
+}
+
 /// A power-of-two ring of slots. Position `i` lives in slot `i & mask`.
 struct Buffer<T> {
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: Box<[Slot<T>]>,
+    /// The generation under which thieves claim from this buffer.
+    generation: u32,
+}
+
+/// A buffer's slots as a pointer and a mask: what the owner caches, so that its
+/// fast paths reach a slot without going through the buffer header.
+struct Ring<T> {
+    slots: *const Slot<T>,
     mask: u32,
 }
 
+impl<T> Clone for Ring<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Ring<T> {}
+
 impl<T> Buffer<T> {
-    fn alloc(cap: usize) -> *mut Buffer<T> {
+    /// A buffer of `cap` slots whose positions start at `first`: the slot of
+    /// position `q` in `[first, first + cap)` is stamped `q`.
+    fn alloc(cap: usize, generation: u32, first: u32) -> *mut Buffer<T> {
         debug_assert!(cap.is_power_of_two() && cap <= MAX_CAP);
-        let slots = (0..cap)
-            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        let mask = (cap - 1) as u32;
+        let slots = (0..cap as u32)
+            .map(|i| {
+                // The position in `[first, first + cap)` that maps to slot `i`.
+                let q = first.wrapping_add(i.wrapping_sub(first) & mask);
+                Slot {
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                    stamp: AtomicU32::new(q),
+                }
+            })
             .collect();
-        Box::into_raw(Box::new(Buffer {
-            slots,
-            mask: (cap - 1) as u32,
-        }))
+        Box::into_raw(Box::new(Buffer { slots, generation }))
     }
 
     #[inline]
-    fn cap(&self) -> usize {
+    fn ring(&self) -> Ring<T> {
+        Ring {
+            slots: self.slots.as_ptr(),
+            mask: (self.slots.len() - 1) as u32,
+        }
+    }
+}
+
+/// The slot operations. A `Ring` is used only while its buffer is alive: the owner's
+/// current buffer (only the owner retires buffers), or one a thief protects.
+impl<T> Ring<T> {
+    #[inline]
+    fn cap(self) -> usize {
         self.mask as usize + 1
     }
 
     #[inline]
-    fn slot(&self, pos: u32) -> &UnsafeCell<MaybeUninit<T>> {
-        // SAFETY: `pos & mask < slots.len()`, because `mask == slots.len() - 1`.
-        unsafe { self.slots.get_unchecked((pos & self.mask) as usize) }
+    fn slot<'a>(self, pos: u32) -> &'a Slot<T> {
+        // SAFETY: `pos & mask < len`, because `mask == len - 1`; the buffer is alive
+        // while its ring is used (see the impl's comment).
+        unsafe { &*self.slots.add((pos & self.mask) as usize) }
     }
 
-    /// Moves the item out of position `pos`.
+    /// Moves the item out of position `pos`, leaving the stamp at `pos`: the LIFO
+    /// owner's pop, after which the next write to the slot is the owner's own push at
+    /// `pos` (its tail comes back through `pos` before it can reach `pos + cap`).
     ///
     /// # Safety
-    /// The slot holds an item and the caller owns it (it claimed the position, or it is
-    /// the owner and no thief can claim it); nobody writes the slot concurrently.
+    /// As for [`take`](Self::take).
     #[inline]
-    unsafe fn read(&self, pos: u32) -> T {
-        // SAFETY: the caller's preconditions.
-        self.slot(pos).with(|p| unsafe { p.read().assume_init() })
+    unsafe fn take_back(self, pos: u32) -> T {
+        self.slot(pos).value.with(|p| {
+            // SAFETY: the caller's preconditions.
+            unsafe { p.read().assume_init() }
+        })
     }
 
-    /// Writes `value` into position `pos`.
+    /// Moves the item out of position `pos` and stamps the slot free for the next lap.
     ///
     /// # Safety
-    /// Only the owner writes, and no thread reads or writes the slot concurrently (the
-    /// previous item there has been taken and every thief that claimed it has finished
-    /// reading it).
+    /// The slot holds an item and the caller owns it (it claimed the position in this
+    /// buffer's generation, or it is the owner and no thief can claim it); nobody
+    /// writes the slot concurrently.
     #[inline]
-    unsafe fn write(&self, pos: u32, value: T) {
-        // SAFETY: the caller's preconditions.
-        self.slot(pos)
-            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) })
+    unsafe fn take(self, pos: u32) -> T {
+        let slot = self.slot(pos);
+        let value = slot.value.with(|p| {
+            // SAFETY: the caller's preconditions.
+            unsafe { p.read().assume_init() }
+        });
+        // Release: our read happens before the owner's next write to this slot (it
+        // loads the stamp with Acquire).
+        slot.stamp.store(
+            pos.wrapping_add(self.mask).wrapping_add(1),
+            crate::publish_ordering(),
+        );
+        value
     }
 
-    /// Copies the bits of position `pos` into position `pos` of `dst`.
+    /// Writes `value` into position `pos` (the stamp already says `pos`, and keeps
+    /// saying it while the item is there).
     ///
     /// # Safety
-    /// Only the owner calls this; the source slot is initialized and nobody writes it
-    /// concurrently; `dst` is not yet shared.
-    unsafe fn copy_to(&self, dst: &Buffer<T>, pos: u32) {
-        self.slot(pos).with(|src| {
-            dst.slot(pos).with_mut(|d| {
+    /// Only the owner writes, and the slot's stamp was seen at `pos` with an Acquire
+    /// load (so no thread reads or writes the slot any more).
+    #[inline]
+    unsafe fn put(self, pos: u32, value: T) {
+        let slot = self.slot(pos);
+        slot.value.with_mut(|p| {
+            // SAFETY: the caller's preconditions.
+            unsafe { p.write(MaybeUninit::new(value)) }
+        });
+    }
+
+    /// `true` if the owner may write position `pos`.
+    #[inline]
+    fn is_free(self, pos: u32) -> bool {
+        // Acquire: pairs with the Release store in `take` of the thread that took the
+        // slot's previous item.
+        self.slot(pos).stamp.load(Ordering::Acquire) == pos
+    }
+
+    /// Copies the item of position `pos` into position `pos` of `dst` (whose stamp
+    /// there is `pos` from `Buffer::alloc`).
+    ///
+    /// # Safety
+    /// Only the owner calls this; the source slot holds an unclaimed item; `dst` is
+    /// not yet shared.
+    unsafe fn copy_to(self, dst: Ring<T>, pos: u32) {
+        let to = dst.slot(pos);
+        self.slot(pos).value.with(|src| {
+            to.value.with_mut(|d| {
                 // SAFETY: distinct allocations; the caller's preconditions.
                 unsafe { ptr::copy_nonoverlapping(src, d, 1) }
             })
-        })
+        });
     }
 }
 
 /// The state shared by a worker and its stealers.
 struct Inner<T, R: Reclaim> {
-    /// `(steal, real)`, see the module docs.
+    /// `(gen, real)`, see the module docs.
     head: CachePadded<AtomicU64>,
     /// The next position the owner pushes to.
     tail: CachePadded<AtomicU32>,
@@ -256,17 +357,16 @@ struct Inner<T, R: Reclaim> {
 
 impl<T, R: Reclaim> Drop for Inner<T, R> {
     fn drop(&mut self) {
-        // No other handle exists: no thief is in flight, so `steal == real`, and the
-        // live items are `[real, tail)`.
+        // No other handle exists: the live items are `[real, tail)`.
         let (_, real) = unpack(self.head.load(Ordering::Relaxed));
         let tail = self.tail.load(Ordering::Relaxed);
         let buf = self.buffer.load(Ordering::Relaxed);
         // SAFETY: the buffer is the current one, owned by this last handle.
-        let buffer = unsafe { &*buf };
+        let buffer = unsafe { (*buf).ring() };
         let mut pos = real;
         while pos != tail {
             // SAFETY: `[real, tail)` holds items that nobody took.
-            drop(unsafe { buffer.read(pos) });
+            drop(unsafe { buffer.take(pos) });
             pos = pos.wrapping_add(1);
         }
         // SAFETY: allocated by `Buffer::alloc`; no reference to it remains.
@@ -292,9 +392,15 @@ pub struct Worker<T, R: Reclaim = DefaultReclaim> {
     inner: Arc<Inner<T, R>>,
     /// The current buffer (the owner is the only thread that replaces it).
     buffer: Cell<*mut Buffer<T>>,
-    /// A lower bound of `steal` (it only grows): `push` reloads `head` only when this
-    /// bound says the buffer is full.
-    steal_bound: Cell<u32>,
+    /// Its slots.
+    ring: Cell<Ring<T>>,
+    /// `[run.0, run.1)`: positions the FIFO owner's own pops took one after another,
+    /// with no thief claiming in between. Those pops do not stamp their slots (a store
+    /// saved on the hot path): the owner knows it has finished with them, so `push`
+    /// writes there without reading the stamp. When a thief's claim breaks the run, the
+    /// stamps its slots still need are written then (`end_run`). Empty for a LIFO
+    /// owner.
+    run: Cell<(u32, u32)>,
     flavor: Flavor,
 }
 
@@ -371,17 +477,19 @@ impl<T, R: Reclaim> Worker<T, R> {
     }
 
     fn with_flavor(flavor: Flavor, reclaim: R) -> Self {
-        let buffer = Buffer::alloc(MIN_CAP);
+        let buffer = Buffer::alloc(MIN_CAP, 0, 0);
         Worker {
             inner: Arc::new(Inner {
-                head: CachePadded::new(AtomicU64::new(0)),
+                head: CachePadded::new(AtomicU64::new(pack(0, 0))),
                 tail: CachePadded::new(AtomicU32::new(0)),
                 buffer: CachePadded::new(AtomicPtr::new(buffer)),
                 reclaim,
                 _owns: PhantomData,
             }),
             buffer: Cell::new(buffer),
-            steal_bound: Cell::new(0),
+            // SAFETY: just allocated.
+            ring: Cell::new(unsafe { (*buffer).ring() }),
+            run: Cell::new((0, 0)),
             flavor,
         }
     }
@@ -408,7 +516,13 @@ impl<T, R: Reclaim> Worker<T, R> {
         distance(tail, real).max(0) as usize
     }
 
-    /// Adds `value` at the tail. Wait-free, except when the buffer is full and grows.
+    /// The owner's current buffer's slots.
+    #[inline]
+    fn buffer(&self) -> Ring<T> {
+        self.ring.get()
+    }
+
+    /// Adds `value` at the tail. Wait-free, except when the buffer grows.
     ///
     /// # Panics
     /// If the deque already holds 2<sup>30</sup> items (positions are 32-bit), or if
@@ -416,14 +530,14 @@ impl<T, R: Reclaim> Worker<T, R> {
     #[inline]
     pub fn push(&self, value: T) {
         let tail = self.inner.tail.load(Ordering::Relaxed);
-        // SAFETY: the owner's buffer is live (only the owner retires buffers).
-        let mut buffer = unsafe { &*self.buffer.get() };
-        if distance(tail, self.steal_bound.get()) as usize >= buffer.cap() {
-            buffer = self.make_room(tail, 1);
+        let mut buffer = self.buffer();
+        if !self.writable(buffer, tail) {
+            self.grow(1);
+            buffer = self.buffer();
         }
-        // SAFETY: owner; `tail - steal < cap`, so every thief that claimed the item
-        // this slot held last has finished reading it (`make_room`'s Acquire load).
-        unsafe { buffer.write(tail, value) };
+        // SAFETY: owner; the slot's previous item was taken by our own FIFO pop, or
+        // its stamp said `tail` (Acquire, in `is_free`), or the buffer is fresh.
+        unsafe { buffer.put(tail, value) };
         // Release: publishes the slot to the thief whose Acquire (SeqCst) load of
         // `tail` sees it.
         self.inner
@@ -431,70 +545,142 @@ impl<T, R: Reclaim> Worker<T, R> {
             .store(tail.wrapping_add(1), crate::publish_ordering());
     }
 
-    /// Ensures room for `extra` more items (the owner's thread only).
+    /// `true` if the owner may write position `pos` of its buffer: the slot's
+    /// previous item (`pos - cap`) was taken by the owner's current run of FIFO pops,
+    /// or its stamp says `pos`.
+    #[inline]
+    fn writable(&self, ring: Ring<T>, pos: u32) -> bool {
+        let (start, end) = self.run.get();
+        let prev = pos.wrapping_sub(ring.cap() as u32);
+        (distance(prev, start) >= 0 && distance(end, prev) > 0) || ring.is_free(pos)
+    }
+
+    /// Ends the current run of FIFO pops (a thief claimed after it, or the buffer is
+    /// being replaced): stamps the slots of its positions that have not been written
+    /// again, and starts an empty run at `next`.
+    #[cold]
+    fn end_run(&self, next: u32) {
+        let (start, end) = self.run.get();
+        let ring = self.buffer();
+        let cap = ring.cap() as u32;
+        let tail = self.inner.tail.load(Ordering::Relaxed);
+        // Only the last `cap` positions can still own their slots.
+        let first = if distance(end, start) as u32 > cap {
+            end.wrapping_sub(cap)
+        } else {
+            start
+        };
+        let mut p = first;
+        while p != end {
+            let again = p.wrapping_add(cap);
+            if distance(again, tail) >= 0 {
+                // Not written again yet: free for the next lap. Relaxed: only the
+                // owner reads stamps, and it took the item itself.
+                ring.slot(p).stamp.store(again, Ordering::Relaxed);
+            }
+            p = p.wrapping_add(1);
+        }
+        self.run.set((next, next));
+    }
+
+    /// Ensures that the `extra` positions from `tail` on are free, growing the buffer
+    /// if needed (the owner's thread only).
     pub(crate) fn reserve(&self, extra: usize) {
         let tail = self.inner.tail.load(Ordering::Relaxed);
-        // SAFETY: the owner's buffer is live.
-        let cap = unsafe { (*self.buffer.get()).cap() };
-        if distance(tail, self.steal_bound.get()) as usize + extra > cap {
-            self.make_room(tail, extra);
+        let buffer = self.buffer();
+        let free = extra <= buffer.cap()
+            && (0..extra as u32).all(|i| self.writable(buffer, tail.wrapping_add(i)));
+        if !free {
+            self.grow(extra);
         }
     }
 
-    /// Ensures the buffer has room for `extra` more items at `tail`, growing it if
-    /// needed, and returns it.
+    /// Replaces the buffer with one large enough for the current items plus `extra`
+    /// (at least twice the current size).
     #[cold]
     #[inline(never)]
-    fn make_room(&self, tail: u32, extra: usize) -> &Buffer<T> {
-        // Acquire: pairs with the Release CAS by which a thief moved `steal` past the
-        // positions it read, so its reads happen before our writes to those slots.
-        let (steal, _) = unpack(self.inner.head.load(Ordering::Acquire));
-        self.steal_bound.set(steal);
-        let len = distance(tail, steal) as usize;
-        // SAFETY: the owner's buffer is live.
-        let cap = unsafe { (*self.buffer.get()).cap() };
+    fn grow(&self, extra: usize) {
+        let tail = self.inner.tail.load(Ordering::Relaxed);
+        let (_, real) = unpack(self.inner.head.load(Ordering::Relaxed));
+        let len = distance(tail, real).max(0) as usize;
         let need = len
             .checked_add(extra)
             .filter(|&n| n <= MAX_CAP)
             .unwrap_or_else(|| {
                 panic!("strata_queue::deque::Worker: more than {MAX_CAP} items (capacity overflow)")
             });
-        if need > cap {
-            self.resize(
-                need.next_power_of_two().max(2 * cap).min(MAX_CAP),
-                steal,
-                tail,
-            );
-        }
-        // SAFETY: as above.
-        unsafe { &*self.buffer.get() }
+        let cap = need
+            .next_power_of_two()
+            .max(2 * self.buffer().cap())
+            .min(MAX_CAP);
+        self.replace_buffer(cap);
     }
 
-    /// Replaces the buffer with one of `new_cap` slots holding `[steal, tail)`, and
-    /// retires the old one.
+    /// Replaces the buffer with one of `new_cap` slots holding the unclaimed items,
+    /// moves the generation on, and retires the old buffer (module docs).
     #[cold]
-    fn resize(&self, new_cap: usize, steal: u32, tail: u32) {
-        debug_assert!(distance(tail, steal) as usize <= new_cap);
+    fn replace_buffer(&self, new_cap: usize) {
+        let inner = &*self.inner;
+        let tail = inner.tail.load(Ordering::Relaxed);
+        let mut head = inner.head.load(Ordering::Relaxed);
+        let (generation, mut real) = unpack(head);
         let old = self.buffer.get();
-        let new = Buffer::alloc(new_cap);
-        // SAFETY: the owner's buffer is live; `new` is not shared yet.
-        let (old_ref, new_ref) = unsafe { (&*old, &*new) };
-        let mut pos = steal;
-        while pos != tail {
-            // SAFETY: `[steal, tail)` is initialized (positions a thief is still
-            // reading are copied too: both are reads). Only the owner writes slots.
+        let new = Buffer::alloc(new_cap, generation.wrapping_add(1), real);
+        // SAFETY: `new` was just allocated and is not shared yet.
+        let (old_ref, new_ref) = (self.ring.get(), unsafe { (*new).ring() });
+        debug_assert!(distance(tail, real).max(0) as usize <= new_cap);
+        let mut pos = real;
+        while distance(tail, pos) > 0 {
+            // SAFETY: `[real, tail)` is initialized; thieves only ever read claimed
+            // slots (two reads are no race); only the owner writes.
             unsafe { old_ref.copy_to(new_ref, pos) };
             pos = pos.wrapping_add(1);
         }
         self.buffer.set(new);
-        let guard = self.inner.reclaim.guard();
+        self.ring.set(new_ref);
+        // The new buffer's stamps are fresh: the run's positions need none.
+        self.run.set((real, real));
+        let guard = inner.reclaim.guard();
         // Release: publishes the copies to the thieves that load the new buffer
         // (Acquire, in `Protect::protect`).
-        self.inner.buffer.store(new, Ordering::Release);
+        inner.buffer.store(new, Ordering::Release);
+        loop {
+            let next = pack(generation.wrapping_add(1), real);
+            match inner
+                .head
+                .compare_exchange(head, next, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => {
+                    // Thieves claimed `[real, now.real)` from the old buffer: their
+                    // copies in the new one are dead, free for the next lap. Only the
+                    // owner reads the stamps, and nobody can claim in the new
+                    // generation yet.
+                    let (_, now_real) = unpack(now);
+                    while real != now_real {
+                        new_ref
+                            .slot(real)
+                            .stamp
+                            .store(real.wrapping_add(new_cap as u32), Ordering::Relaxed);
+                        real = real.wrapping_add(1);
+                    }
+                    head = now;
+                }
+            }
+        }
         // SAFETY: `old` came from `Box::into_raw` in `Buffer::alloc`, is unlinked (the
         // store above), and is retired once; dropping a `Buffer` frees its slots
         // without dropping items (`MaybeUninit`).
         unsafe { guard.retire(old) };
+    }
+
+    /// Halves the buffer if it is less than a quarter full (and above the minimum).
+    #[inline]
+    fn maybe_shrink(&self, tail: u32, real: u32) {
+        let cap = self.buffer().cap();
+        if cap > MIN_CAP && (distance(tail, real).max(0) as usize) < cap / 4 {
+            self.replace_buffer(cap / 2);
+        }
     }
 
     /// Removes an item: the newest for a LIFO worker, the oldest for a FIFO worker.
@@ -521,52 +707,32 @@ impl<T, R: Reclaim> Worker<T, R> {
         inner.tail.store(new_tail, Ordering::SeqCst);
         loom_dekker_fence();
         let head = inner.head.load(Ordering::SeqCst);
-        let (steal, real) = unpack(head);
+        let (_, real) = unpack(head);
         let len = distance(new_tail, real);
         if len < 0 {
             // A thief took the last item meanwhile.
             inner.tail.store(tail, Ordering::Relaxed);
             return None;
         }
-        // SAFETY: the owner's buffer is live.
-        let buffer = unsafe { &*self.buffer.get() };
+        let buffer = self.buffer();
         if len > 0 {
             // SAFETY: position `new_tail` holds an item, and no thief can claim it: a
             // thief claims only below a `tail` it loaded after our store, or claims
-            // `real < new_tail` (module docs).
-            let value = unsafe { buffer.read(new_tail) };
-            if buffer.cap() > MIN_CAP && (distance(new_tail, steal) as usize) < buffer.cap() / 4 {
-                self.resize(buffer.cap() / 2, steal, new_tail);
-            }
+            // `real < new_tail` (module docs). The next write to the slot is our own
+            // push at `new_tail`, so its stamp stays.
+            let value = unsafe { buffer.take_back(new_tail) };
+            self.maybe_shrink(new_tail, real);
             return Some(value);
         }
-        // The last item: contest it with the thieves through `real`.
-        let mut current = head;
-        let won = loop {
-            let (steal, real) = unpack(current);
-            if real != new_tail {
-                break false;
-            }
-            let next_steal = if steal == real {
-                real.wrapping_add(1)
-            } else {
-                steal
-            };
-            match inner.head.compare_exchange_weak(
-                current,
-                pack(next_steal, real.wrapping_add(1)),
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break true,
-                // A thief released its batch (`steal` moved), or claimed the item.
-                Err(now) => current = now,
-            }
-        };
+        // The last item: contest it with the thieves.
+        let won = inner
+            .head
+            .compare_exchange(head, advance(head, 1), Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
         inner.tail.store(tail, Ordering::Relaxed);
         if won {
             // SAFETY: we claimed position `new_tail` with the CAS.
-            Some(unsafe { buffer.read(new_tail) })
+            Some(unsafe { buffer.take(new_tail) })
         } else {
             None
         }
@@ -576,60 +742,65 @@ impl<T, R: Reclaim> Worker<T, R> {
     fn pop_fifo(&self) -> Option<T> {
         let inner = &*self.inner;
         let tail = inner.tail.load(Ordering::Relaxed);
-        let mut current = inner.head.load(Ordering::Relaxed);
-        loop {
-            let (steal, real) = unpack(current);
-            if distance(tail, real) <= 0 {
-                return None;
-            }
-            let next_steal = if steal == real {
-                real.wrapping_add(1)
-            } else {
-                steal
-            };
-            match inner.head.compare_exchange_weak(
-                current,
-                pack(next_steal, real.wrapping_add(1)),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    // SAFETY: the owner's buffer is live.
-                    let buffer = unsafe { &*self.buffer.get() };
-                    // SAFETY: we claimed position `real` with the CAS; the owner wrote it.
-                    let value = unsafe { buffer.read(real) };
-                    let len = distance(tail, steal) as usize;
-                    if buffer.cap() > MIN_CAP && len < buffer.cap() / 4 {
-                        self.resize(buffer.cap() / 2, steal, tail);
-                    }
-                    return Some(value);
-                }
-                Err(now) => current = now,
-            }
+        let (_, real) = unpack(inner.head.load(Ordering::Relaxed));
+        if distance(tail, real) <= 0 {
+            return None;
         }
+        // One `fetch_add` claims the position (no CAS loop, and nothing to load
+        // first); the claim is undone below if thieves emptied the deque meanwhile.
+        // Relaxed: the owner takes a slot it wrote itself.
+        let old = inner.head.fetch_add(1, Ordering::Relaxed);
+        let (_, real) = unpack(old);
+        if real == u32::MAX {
+            // `real` wrapped and carried into the generation: take the carry back.
+            // Meanwhile no thief can claim: none sees its buffer's generation.
+            inner.head.fetch_sub(1 << 32, Ordering::Relaxed);
+        }
+        if distance(tail, real) <= 0 {
+            // Thieves took everything since the hint. While `real` is past `tail`
+            // every thief sees an empty deque and claims nothing, so the owner can
+            // put `head` back with a plain store.
+            inner.head.store(old, Ordering::Relaxed);
+            return None;
+        }
+        let (start, end) = self.run.get();
+        if end != real {
+            // Thieves claimed `[end, real)` since our last pop.
+            self.end_run(real);
+            self.run.set((real, real.wrapping_add(1)));
+        } else {
+            self.run.set((start, real.wrapping_add(1)));
+        }
+        // SAFETY: we claimed position `real`; the owner wrote it into its current
+        // buffer (thieves claim only in that buffer's generation). No stamp: the slot
+        // is in our run.
+        let value = unsafe { self.buffer().take_back(real) };
+        self.maybe_shrink(tail, real.wrapping_add(1));
+        Some(value)
     }
 
-    /// Writes `items` (taken from positions in this order) at the tail, so that this
-    /// worker pops them in the same order, and publishes them with one store.
+    /// Writes `count` items (taken from positions in this order) at the tail, so that
+    /// this worker pops them in the same order, and publishes them with one store.
     ///
     /// # Safety
-    /// Called by the thread that owns this worker, after `make_room` for at least
-    /// `count` items; `next` yields exactly `count` items.
+    /// Called by the thread that owns this worker, after `reserve(count)`; `next`
+    /// yields exactly `count` items.
     pub(crate) unsafe fn push_batch(&self, count: u32, mut next: impl FnMut() -> T) {
         if count == 0 {
             return;
         }
         let tail = self.inner.tail.load(Ordering::Relaxed);
-        // SAFETY: the owner's buffer is live.
-        let buffer = unsafe { &*self.buffer.get() };
+        let buffer = self.buffer();
         for i in 0..count {
             let pos = match self.flavor {
                 Flavor::Fifo => tail.wrapping_add(i),
                 // The first stolen item must be popped first: it goes on top.
                 Flavor::Lifo => tail.wrapping_add(count - 1 - i),
             };
-            // SAFETY: `make_room` made `[tail, tail + count)` writable by the owner.
-            unsafe { buffer.write(pos, next()) };
+            // SAFETY: `reserve` saw the stamps of `[tail, tail + count)` at their
+            // positions, or made a fresh buffer; only this thread writes this
+            // worker's slots.
+            unsafe { buffer.put(pos, next()) };
         }
         // Release: publishes the items to thieves (see `push`).
         self.inner
@@ -642,12 +813,6 @@ impl<T, R: Reclaim> fmt::Debug for Worker<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad("Worker { .. }")
     }
-}
-
-/// Outcome of a claim by a thief: the first claimed position and how many.
-struct Claim {
-    first: u32,
-    count: u32,
 }
 
 impl<T, R: Reclaim> Stealer<T, R> {
@@ -665,8 +830,8 @@ impl<T, R: Reclaim> Stealer<T, R> {
 
     /// Takes the oldest item.
     ///
-    /// `Retry` when another thread won the race for it, or when another thief is
-    /// copying a batch it claimed (see the module docs on progress); calling again is
+    /// `Retry` when another thread won the race for it (or, rarely, when the owner is
+    /// between publishing a new buffer and moving the generation); calling again is
     /// the usual answer.
     ///
     /// ```
@@ -680,10 +845,7 @@ impl<T, R: Reclaim> Stealer<T, R> {
     pub fn steal(&self) -> Steal<T> {
         let inner = &*self.inner;
         let head = inner.head.load(Ordering::SeqCst);
-        let (steal, real) = unpack(head);
-        if steal != real {
-            return Steal::Retry;
-        }
+        let (generation, real) = unpack(head);
         loom_dekker_fence();
         // SeqCst: the thief's half of the Dekker pattern with `pop` (module docs);
         // Acquire: pairs with the Release store of `tail` that published the slot.
@@ -692,96 +854,75 @@ impl<T, R: Reclaim> Stealer<T, R> {
             return Steal::Empty;
         }
         let mut guard = inner.reclaim.guard();
-        // Loaded after `tail`: it is the buffer the item was written to or a later
-        // one, which holds a copy of it unless someone claimed it (then the CAS below
-        // fails).
         let buffer = guard.protect(&inner.buffer);
-        let claimed = pack(steal, real.wrapping_add(1));
+        // SAFETY: protected by `guard`.
+        let buffer = unsafe { &*buffer };
+        if buffer.generation != generation {
+            // The owner is replacing the buffer.
+            return Steal::Retry;
+        }
+        let ring = buffer.ring();
         if inner
             .head
-            .compare_exchange(head, claimed, Ordering::SeqCst, Ordering::Relaxed)
+            .compare_exchange(head, advance(head, 1), Ordering::SeqCst, Ordering::Relaxed)
             .is_err()
         {
             return Steal::Retry;
         }
-        // SAFETY: `buffer` is protected by `guard`; we claimed position `real`, which
-        // the owner cannot overwrite until we release the claim.
-        let value = unsafe { (*buffer).read(real) };
-        self.release(claimed);
+        // SAFETY: we claimed position `real` in `buffer`'s generation; the owner does
+        // not write the slot until we clear its flag. `guard` protects the buffer.
+        let value = unsafe { ring.take(real) };
+        drop(guard);
         Steal::Success(value)
     }
 
-    /// Ends this thief's claim: `steal = real` (Release: our reads of the claimed
-    /// slots happen before the owner's next writes to them; see `make_room`).
-    fn release(&self, mut current: u64) {
-        loop {
-            let (_, real) = unpack(current);
-            match self.inner.head.compare_exchange_weak(
-                current,
-                pack(real, real),
-                crate::publish_ordering(),
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                // The owner moved `real` (it popped the last item, or a FIFO pop).
-                Err(now) => current = now,
-            }
-        }
-    }
-
-    /// Claims up to `want` of the oldest items, starting at `head` (which has
-    /// `steal == real`). FIFO deques claim them with one CAS; a LIFO owner pops from
+    /// Claims up to `want` of the oldest items, starting at `head` (whose generation
+    /// is the buffer's). FIFO deques claim them with one CAS; a LIFO owner pops from
     /// the same end at the bottom, so there the items are claimed one at a time, each
-    /// after re-reading `tail` (the Dekker argument holds per claim).
-    fn claim(&self, head: u64, want: u32) -> Result<(Claim, u64), Steal<()>> {
+    /// after re-reading `tail` (the Dekker argument holds per claim). Returns the
+    /// number claimed, from `real` on.
+    fn claim(&self, head: u64, want: u32) -> Option<u32> {
         let inner = &*self.inner;
-        let (steal, real) = unpack(head);
+        let (_, real) = unpack(head);
         match self.flavor {
-            Flavor::Fifo => {
-                let claimed = pack(steal, real.wrapping_add(want));
-                inner
-                    .head
-                    .compare_exchange(head, claimed, Ordering::SeqCst, Ordering::Relaxed)
-                    .map_err(|_| Steal::Retry)?;
-                Ok((
-                    Claim {
-                        first: real,
-                        count: want,
-                    },
-                    claimed,
-                ))
-            }
+            Flavor::Fifo => inner
+                .head
+                .compare_exchange(
+                    head,
+                    advance(head, want),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .ok()
+                .map(|_| want),
             Flavor::Lifo => {
-                let mut current = pack(steal, real.wrapping_add(1));
-                inner
-                    .head
-                    .compare_exchange(head, current, Ordering::SeqCst, Ordering::Relaxed)
-                    .map_err(|_| Steal::Retry)?;
-                let mut count = 1;
+                let mut current = head;
+                let mut count = 0;
                 while count < want {
-                    let next = real.wrapping_add(count);
-                    // SeqCst: after our SeqCst CAS of `head`, as in `steal`.
-                    loom_dekker_fence();
-                    let tail = inner.tail.load(Ordering::SeqCst);
-                    if distance(tail, next) <= 0 {
-                        break;
+                    if count > 0 {
+                        // SeqCst: after our SeqCst CAS of `head`, as in `steal`.
+                        loom_dekker_fence();
+                        let tail = inner.tail.load(Ordering::SeqCst);
+                        if distance(tail, real.wrapping_add(count)) <= 0 {
+                            break;
+                        }
                     }
-                    let claimed = pack(steal, next.wrapping_add(1));
                     match inner.head.compare_exchange(
                         current,
-                        claimed,
+                        advance(current, 1),
                         Ordering::SeqCst,
                         Ordering::Relaxed,
                     ) {
                         Ok(_) => {
-                            current = claimed;
+                            current = advance(current, 1);
                             count += 1;
                         }
-                        // The owner took the last item: keep what we have.
+                        // Another thief, or the owner taking the last item: keep
+                        // what we have.
                         Err(_) => break,
                     }
                 }
-                Ok((Claim { first: real, count }, current))
+                (count > 0).then_some(count)
             }
         }
     }
@@ -804,10 +945,7 @@ impl<T, R: Reclaim> Stealer<T, R> {
         }
         let inner = &*self.inner;
         let head = inner.head.load(Ordering::SeqCst);
-        let (steal, real) = unpack(head);
-        if steal != real {
-            return Steal::Retry;
-        }
+        let (generation, real) = unpack(head);
         loom_dekker_fence();
         let tail = inner.tail.load(Ordering::SeqCst);
         let len = distance(tail, real);
@@ -821,35 +959,45 @@ impl<T, R: Reclaim> Stealer<T, R> {
             len.div_ceil(2).min(limit)
         };
         // Room for the batch in `dest` first, so nothing can fail once items are
-        // claimed.
-        // (We own `dest`: `Worker` is not `Sync`, and this thread borrows it.)
+        // claimed. (We own `dest`: `Worker` is not `Sync`, and this thread borrows it.)
         dest.reserve(want);
         let mut guard = inner.reclaim.guard();
         let buffer = guard.protect(&inner.buffer);
-        let (claim, claimed) = match self.claim(head, want as u32) {
-            Ok(c) => c,
-            Err(_) => return Steal::Retry,
+        // SAFETY: protected by `guard`.
+        let buffer = unsafe { &*buffer };
+        if buffer.generation != generation {
+            return Steal::Retry;
+        }
+        let ring = buffer.ring();
+        let Some(count) = self.claim(head, want as u32) else {
+            return Steal::Retry;
         };
-        let mut pos = claim.first;
+        // The order the batch is handed over in (crossbeam's): from a FIFO source
+        // oldest first, from a LIFO source newest first, as its owner would have
+        // popped them. `dest` pops them in that order, and `*_and_pop` returns the
+        // first.
+        let (mut pos, step) = match self.flavor {
+            Flavor::Fifo => (real, 1u32),
+            Flavor::Lifo => (real.wrapping_add(count - 1), u32::MAX),
+        };
         let mut take = || {
-            // SAFETY: `buffer` is protected by `guard`; positions
-            // `[claim.first, claim.first + claim.count)` are ours until `release`.
-            let v = unsafe { (*buffer).read(pos) };
-            pos = pos.wrapping_add(1);
+            // SAFETY: positions `[real, real + count)` were claimed by us in
+            // `buffer`'s generation, and each is taken once.
+            let v = unsafe { ring.take(pos) };
+            pos = pos.wrapping_add(step);
             v
         };
         let first = if pop { Some(take()) } else { None };
-        let to_dest = claim.count - u32::from(pop);
-        // SAFETY: this thread owns `dest`, `make_room` reserved `want >= to_dest`
-        // slots, and `take` yields exactly `to_dest` more items.
-        unsafe { dest.push_batch(to_dest, take) };
-        self.release(claimed);
+        // SAFETY: this thread owns `dest`, `reserve` made room for `want >= count`
+        // items, and `take` yields exactly the remaining ones.
+        unsafe { dest.push_batch(count - u32::from(pop), take) };
         drop(guard);
         Steal::Success(first)
     }
 
-    /// Steals about half of the items (at most 32) into `dest`, in the order they
-    /// would have been stolen.
+    /// Steals about half of the items (at most 32) into `dest`, which pops them in the
+    /// order the source's owner would have (oldest first from a FIFO worker, newest
+    /// first from a LIFO one, as in crossbeam).
     ///
     /// ```
     /// use strata_queue::deque::Worker;
@@ -877,8 +1025,9 @@ impl<T, R: Reclaim> Stealer<T, R> {
         }
     }
 
-    /// Steals about half of the items (at most 32) and returns the oldest of them,
-    /// moving the rest into `dest`.
+    /// Steals about half of the items (at most 32) and returns the first of them in
+    /// the source's order (the oldest from a FIFO worker, the newest of the batch from
+    /// a LIFO one, as in crossbeam), moving the rest into `dest`.
     ///
     /// ```
     /// use strata_queue::deque::{Steal, Worker};

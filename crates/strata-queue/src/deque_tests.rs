@@ -70,6 +70,30 @@ fn loom_deque_slot_reuse_vs_steal() {
     });
 }
 
+/// The FIFO owner's pops leave their slots unstamped while no thief claims between
+/// them (a run); a thief's claim ends the run. Here the thief may claim position 0
+/// before, between or after the owner's pops, and the owner's pushes of 3 and 4 reuse
+/// slots 0 and 1 of the 2-slot buffer: a write must never overlap the thief's read,
+/// and an item must never be lost or taken twice.
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_deque_fifo_run_vs_steal() {
+    model(|| {
+        let w = Worker::new_fifo_in(Domain::new());
+        w.push(1u64);
+        w.push(2);
+        let s = w.stealer();
+        let thief = thread::spawn(move || steal_one(&s));
+        let mut taken: Vec<u64> = w.pop().into_iter().collect();
+        w.push(3);
+        taken.extend(w.pop());
+        w.push(4);
+        taken.extend(thief.join().unwrap());
+        taken.extend(core::iter::from_fn(|| w.pop()));
+        assert_exactly_once(taken, &[1, 2, 3, 4]);
+    });
+}
+
 /// Growth during a steal: the owner pushes a third item into a full 2-slot buffer
 /// (copying into a 4-slot one and retiring the old one, then flushing the domain so
 /// the retired buffer can be freed) while a thief steals from whichever buffer it
@@ -99,6 +123,29 @@ fn loom_deque_growth_during_steal() {
     });
 }
 
+/// A thief steals while the owner replaces the buffer and then wraps around in the
+/// new one: with buffers of 2 and then 4 slots, the owner's fifth push lands in the
+/// new buffer's slot of the position the thief may have claimed. A thief that claimed
+/// from the new buffer before the owner moved the generation would be reading that
+/// slot while the owner writes it; the generation check makes such a claim fail.
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_deque_steal_across_replacement_and_wrap() {
+    model(|| {
+        let w = Worker::new_lifo_in(Domain::new());
+        w.push(1u64);
+        w.push(2);
+        let s = w.stealer();
+        let thief = thread::spawn(move || steal_one(&s));
+        for v in [3, 4, 5] {
+            w.push(v);
+        }
+        let mut taken: Vec<u64> = thief.join().unwrap().into_iter().collect();
+        taken.extend(core::iter::from_fn(|| w.pop()));
+        assert_exactly_once(taken, &[1, 2, 3, 4, 5]);
+    });
+}
+
 /// Two thieves race each other (and the gate of the one copying) and the owner's pop
 /// for two items.
 #[test]
@@ -123,8 +170,7 @@ fn loom_deque_two_thieves() {
 }
 
 /// A batch steal races the owner's pops, for both flavours of the source: the thief's
-/// items come out of its own worker in steal order (oldest first), and every item is
-/// taken once.
+/// items come out in the source owner's order, and every item is taken once.
 fn batch_vs_pop(fifo: bool) {
     model(move || {
         let w = if fifo {
@@ -154,9 +200,13 @@ fn batch_vs_pop(fifo: bool) {
         });
         let mut taken: Vec<u64> = (0..2).filter_map(|_| w.pop()).collect();
         let stolen = thief.join().unwrap();
+        // Handed over in the source owner's order: oldest first from a FIFO worker,
+        // newest first from a LIFO one.
         assert!(
-            stolen.windows(2).all(|p| p[0] < p[1]),
-            "stolen items in steal order: {stolen:?}"
+            stolen
+                .windows(2)
+                .all(|p| if fifo { p[0] < p[1] } else { p[0] > p[1] }),
+            "stolen items in the source's order: {stolen:?}"
         );
         taken.extend(stolen);
         taken.extend(core::iter::from_fn(|| w.pop()));

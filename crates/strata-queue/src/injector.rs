@@ -289,9 +289,15 @@ impl<T> Injector<T> {
     }
 
     /// Claims up to `limit` positions from the head (about half of the items, never
-    /// past the end of the head's block). Returns the block, the first offset and the
+    /// past the end of the head's block), calling `prepare` with the number it is about
+    /// to claim first (a batch steal makes room for them in its worker, so that nothing
+    /// can fail once they are claimed). Returns the block, the first offset and the
     /// number claimed.
-    fn claim(&self, limit: usize) -> Result<(*mut Block<T>, usize, usize), Steal<()>> {
+    fn claim(
+        &self,
+        limit: usize,
+        prepare: impl FnOnce(usize),
+    ) -> Result<(*mut Block<T>, usize, usize), Steal<()>> {
         let (head, block, offset) = self.load_head();
         let mut new_head = head;
         let advance;
@@ -311,6 +317,7 @@ impl<T> Injector<T> {
         } else {
             advance = (BLOCK_CAP - offset).min(limit);
         }
+        prepare(advance);
         new_head += advance << SHIFT;
         if self
             .head
@@ -365,7 +372,7 @@ impl<T> Injector<T> {
 
     /// Takes the oldest item. `Retry` if another stealer won the race for it.
     pub fn steal(&self) -> Steal<T> {
-        let (block, offset, _) = match self.claim(1) {
+        let (block, offset, _) = match self.claim(1, |_| ()) {
             Ok(c) => c,
             Err(Steal::Empty) => return Steal::Empty,
             Err(_) => return Steal::Retry,
@@ -387,9 +394,7 @@ impl<T> Injector<T> {
         pop: bool,
     ) -> Steal<Option<T>> {
         let limit = limit.max(1);
-        // Room in `dest` before claiming, so nothing can fail afterwards.
-        dest.reserve(limit.min(BLOCK_CAP));
-        let (block, offset, count) = match self.claim(limit) {
+        let (block, offset, count) = match self.claim(limit, |n| dest.reserve(n)) {
             Ok(c) => c,
             Err(Steal::Empty) => return Steal::Empty,
             Err(_) => return Steal::Retry,

@@ -18,6 +18,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "Every thread does fetch_add(1) on one shared counter: the ceiling of any structure whose every operation is one contended atomic read-modify-write.",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: vec![
             Impl::new("fetch_add", Kind::Limit, |threads, duration| {
                 let counter = CachePadded::new(AtomicU64::new(0));
@@ -35,6 +36,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "Every thread does fetch_add(1) on its own cache-padded counter: the ceiling of an operation with one uncontended atomic read-modify-write.",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: vec![
             Impl::new("fetch_add", Kind::Limit, |threads, duration| {
                 let counters: Vec<CachePadded<AtomicU64>> =

@@ -24,6 +24,7 @@ workload_modules! {
     baseline,
     reclaim,
     queue,
+    deque,
 }
 
 #[cfg(test)]
@@ -46,6 +47,11 @@ mod tests {
             );
             assert!(!w.unit.is_empty());
             assert!(w.min_threads >= 1, "{}", w.name);
+            assert!(
+                w.max_threads.is_none_or(|max| max >= w.min_threads),
+                "{}: empty thread range",
+                w.name
+            );
             assert!(!w.impls.is_empty(), "{}", w.name);
             let mut impls = HashSet::new();
             for i in &w.impls {

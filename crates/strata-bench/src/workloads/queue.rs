@@ -86,6 +86,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "An unbounded MPMC queue of u64 shared by all threads, pre-filled with 8 items per thread; every thread loops push then pop (two ops per iteration).",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: unbounded(Shape::Pairs),
     });
     v.push(Workload {
@@ -93,6 +94,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "An unbounded MPMC queue of u64, initially empty: even-numbered threads push and odd-numbered threads pop (an odd count has one producer more); producers yield while a shared backlog counter (updated every 64 ops) is above 4096; ops = successful pushes + pops that returned an item.",
         unit: "ops/s",
         min_threads: 2,
+        max_threads: None,
         impls: unbounded(Shape::ProdCons),
     });
     v.push(Workload {
@@ -100,6 +102,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "A bounded MPMC queue of u64 (capacity 1024) shared by all threads, pre-filled with 8 items per thread; every thread loops push then pop (ops = successful pushes + pops that returned an item).",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: bounded(Shape::Pairs),
     });
     v.push(Workload {
@@ -107,6 +110,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "A bounded MPMC queue of u64 (capacity 1024), initially empty: even-numbered threads push and odd-numbered threads pop (an odd count has one producer more), retrying when full or empty; ops = successful pushes + pops that returned an item.",
         unit: "ops/s",
         min_threads: 2,
+        max_threads: None,
         impls: bounded(Shape::ProdCons),
     });
 }

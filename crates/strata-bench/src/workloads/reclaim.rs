@@ -36,6 +36,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "Every thread creates and drops a guard (pin + unpin, seize: enter + leave) in a loop with no outer guard held: the cost of entering and leaving a read-side critical section.",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: vec![
             Impl::new("strata-epoch", Kind::Strata, |threads, duration| {
                 timed_threads(threads, duration, |_, stop| {
@@ -76,6 +77,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "Every thread protects one shared, never-retired pointer with its own hazard pointer (acquired once) and resets it, in a loop: the per-pointer read-side cost of hazard pointers.",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: vec![
             Impl::new("strata-hazard", Kind::Strata, |threads, duration| {
                 let shared = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
@@ -133,6 +135,7 @@ pub fn register(v: &mut Vec<Workload>) {
         help: "A Treiber stack of u64 shared by all threads, pre-filled with 1024 nodes; every thread loops push then pop (one op = one push plus one pop), popped nodes freed through the scheme.",
         unit: "ops/s",
         min_threads: 1,
+        max_threads: None,
         impls: vec![
             Impl::new("strata-epoch", Kind::Strata, |threads, duration| {
                 treiber_timed(TreiberStack::new(Epoch), threads, duration)
