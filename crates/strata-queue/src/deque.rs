@@ -146,6 +146,11 @@ const MIN_CAP: usize = if cfg!(strata_loom) { 2 } else { 64 };
 /// wrapping differences to be read correctly.
 const MAX_CAP: usize = 1 << 30;
 
+/// How many rounds `push` spins on a slot whose previous item a thief is still
+/// reading before it grows the buffer instead (one under loom, to keep the models
+/// small while still running the path).
+const PUSH_SPINS: usize = if cfg!(strata_loom) { 1 } else { 64 };
+
 /// The default number of items a batch steal takes at most (crossbeam's value).
 pub(crate) const MAX_BATCH: usize = 32;
 
@@ -192,27 +197,28 @@ enum Flavor {
     Lifo,
 }
 
-/// One item's place: the item, and the position the owner may write next.
-struct Slot<T> {
-    value: UnsafeCell<MaybeUninit<T>>,
-    /// The position the owner may write into this slot next. While the slot holds
-    /// position `p` (or `p` was taken back by the LIFO owner's own pop) it is `p`;
-    /// whoever else takes `p` stores `p + cap` after reading it. Only the owner
-    /// reads it.
-    stamp: AtomicU32,
-}
-
-/// A power-of-two ring of slots. Position `i` lives in slot `i & mask`.
+/// A power-of-two ring of slots. Position `i` lives in slot `i & mask`: its item in
+/// `values[i & mask]`, and its stamp in `stamps[i & mask]`.
+///
+/// A stamp is the position the owner may write into its slot next. While the slot
+/// holds position `p` (or `p` was taken back by the LIFO owner's own pop) it is `p`;
+/// whoever else takes `p` stores `p + cap` after reading it. Only the owner reads
+/// stamps. They live in an array of their own, not beside the items: a thief's stamp
+/// store then dirties a line of 16 stamps that it mostly writes again on its next
+/// steals, instead of the line of the items the owner and the other thieves are
+/// reading.
 struct Buffer<T> {
-    slots: Box<[Slot<T>]>,
+    values: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    stamps: Box<[AtomicU32]>,
     /// The generation under which thieves claim from this buffer.
     generation: u32,
 }
 
-/// A buffer's slots as a pointer and a mask: what the owner caches, so that its
-/// fast paths reach a slot without going through the buffer header.
+/// A buffer's arrays as pointers and a mask: what the owner caches, so that its fast
+/// paths reach a slot without going through the buffer header.
 struct Ring<T> {
-    slots: *const Slot<T>,
+    values: *const UnsafeCell<MaybeUninit<T>>,
+    stamps: *const AtomicU32,
     mask: u32,
 }
 
@@ -230,24 +236,26 @@ impl<T> Buffer<T> {
     fn alloc(cap: usize, generation: u32, first: u32) -> *mut Buffer<T> {
         debug_assert!(cap.is_power_of_two() && cap <= MAX_CAP);
         let mask = (cap - 1) as u32;
-        let slots = (0..cap as u32)
-            .map(|i| {
-                // The position in `[first, first + cap)` that maps to slot `i`.
-                let q = first.wrapping_add(i.wrapping_sub(first) & mask);
-                Slot {
-                    value: UnsafeCell::new(MaybeUninit::uninit()),
-                    stamp: AtomicU32::new(q),
-                }
-            })
+        let values = (0..cap)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
-        Box::into_raw(Box::new(Buffer { slots, generation }))
+        let stamps = (0..cap as u32)
+            // The position in `[first, first + cap)` that maps to slot `i`.
+            .map(|i| AtomicU32::new(first.wrapping_add(i.wrapping_sub(first) & mask)))
+            .collect();
+        Box::into_raw(Box::new(Buffer {
+            values,
+            stamps,
+            generation,
+        }))
     }
 
     #[inline]
     fn ring(&self) -> Ring<T> {
         Ring {
-            slots: self.slots.as_ptr(),
-            mask: (self.slots.len() - 1) as u32,
+            values: self.values.as_ptr(),
+            stamps: self.stamps.as_ptr(),
+            mask: (self.values.len() - 1) as u32,
         }
     }
 }
@@ -261,10 +269,16 @@ impl<T> Ring<T> {
     }
 
     #[inline]
-    fn slot<'a>(self, pos: u32) -> &'a Slot<T> {
+    fn value<'a>(self, pos: u32) -> &'a UnsafeCell<MaybeUninit<T>> {
         // SAFETY: `pos & mask < len`, because `mask == len - 1`; the buffer is alive
         // while its ring is used (see the impl's comment).
-        unsafe { &*self.slots.add((pos & self.mask) as usize) }
+        unsafe { &*self.values.add((pos & self.mask) as usize) }
+    }
+
+    #[inline]
+    fn stamp<'a>(self, pos: u32) -> &'a AtomicU32 {
+        // SAFETY: as in `value`.
+        unsafe { &*self.stamps.add((pos & self.mask) as usize) }
     }
 
     /// Moves the item out of position `pos`, leaving the stamp at `pos`: the LIFO
@@ -275,7 +289,7 @@ impl<T> Ring<T> {
     /// As for [`take`](Self::take).
     #[inline]
     unsafe fn take_back(self, pos: u32) -> T {
-        self.slot(pos).value.with(|p| {
+        self.value(pos).with(|p| {
             // SAFETY: the caller's preconditions.
             unsafe { p.read().assume_init() }
         })
@@ -289,14 +303,13 @@ impl<T> Ring<T> {
     /// writes the slot concurrently.
     #[inline]
     unsafe fn take(self, pos: u32) -> T {
-        let slot = self.slot(pos);
-        let value = slot.value.with(|p| {
+        let value = self.value(pos).with(|p| {
             // SAFETY: the caller's preconditions.
             unsafe { p.read().assume_init() }
         });
         // Release: our read happens before the owner's next write to this slot (it
         // loads the stamp with Acquire).
-        slot.stamp.store(
+        self.stamp(pos).store(
             pos.wrapping_add(self.mask).wrapping_add(1),
             crate::publish_ordering(),
         );
@@ -311,8 +324,7 @@ impl<T> Ring<T> {
     /// load (so no thread reads or writes the slot any more).
     #[inline]
     unsafe fn put(self, pos: u32, value: T) {
-        let slot = self.slot(pos);
-        slot.value.with_mut(|p| {
+        self.value(pos).with_mut(|p| {
             // SAFETY: the caller's preconditions.
             unsafe { p.write(MaybeUninit::new(value)) }
         });
@@ -323,7 +335,7 @@ impl<T> Ring<T> {
     fn is_free(self, pos: u32) -> bool {
         // Acquire: pairs with the Release store in `take` of the thread that took the
         // slot's previous item.
-        self.slot(pos).stamp.load(Ordering::Acquire) == pos
+        self.stamp(pos).load(Ordering::Acquire) == pos
     }
 
     /// Copies the item of position `pos` into position `pos` of `dst` (whose stamp
@@ -333,9 +345,9 @@ impl<T> Ring<T> {
     /// Only the owner calls this; the source slot holds an unclaimed item; `dst` is
     /// not yet shared.
     unsafe fn copy_to(self, dst: Ring<T>, pos: u32) {
-        let to = dst.slot(pos);
-        self.slot(pos).value.with(|src| {
-            to.value.with_mut(|d| {
+        let to = dst.value(pos);
+        self.value(pos).with(|src| {
+            to.with_mut(|d| {
                 // SAFETY: distinct allocations; the caller's preconditions.
                 unsafe { ptr::copy_nonoverlapping(src, d, 1) }
             })
@@ -344,11 +356,16 @@ impl<T> Ring<T> {
 }
 
 /// The state shared by a worker and its stealers.
+///
+/// `head` and `tail` share a cache line (the whole `Inner` is cache-padded): a steal
+/// reads `tail` and writes `head`, a pop writes `tail` and reads `head`, so one line
+/// moves between the owner and a thief per steal instead of two.
+#[repr(C)]
 struct Inner<T, R: Reclaim> {
     /// `(gen, real)`, see the module docs.
-    head: CachePadded<AtomicU64>,
+    head: AtomicU64,
     /// The next position the owner pushes to.
-    tail: CachePadded<AtomicU32>,
+    tail: AtomicU32,
     /// The current buffer; replaced only by the owner.
     buffer: CachePadded<AtomicPtr<Buffer<T>>>,
     reclaim: R,
@@ -389,11 +406,18 @@ impl<T, R: Reclaim> Drop for Inner<T, R> {
 /// assert_eq!(w.len(), 1);
 /// ```
 pub struct Worker<T, R: Reclaim = DefaultReclaim> {
-    inner: Arc<Inner<T, R>>,
+    inner: Arc<CachePadded<Inner<T, R>>>,
     /// The current buffer (the owner is the only thread that replaces it).
     buffer: Cell<*mut Buffer<T>>,
     /// Its slots.
     ring: Cell<Ring<T>>,
+    /// Positions in `[tail, free_to)` are known writable: `push` reads stamps a line
+    /// (16 positions) at a time, ahead of need, instead of one per push, so the line of
+    /// stamps the thieves are writing moves to the owner once per 16 pushes rather than
+    /// on each. A slot seen free stays free until the owner writes it (only the taker
+    /// of a slot's item writes its stamp), and the LIFO owner's own pops leave their
+    /// slots free.
+    free_to: Cell<u32>,
     /// `[run.0, run.1)`: positions the FIFO owner's own pops took one after another,
     /// with no thief claiming in between. Those pops do not stamp their slots (a store
     /// saved on the hot path): the owner knows it has finished with them, so `push`
@@ -422,7 +446,7 @@ unsafe impl<T: Send, R: Reclaim> Send for Worker<T, R> {}
 /// assert_eq!(s.steal(), Steal::Empty);
 /// ```
 pub struct Stealer<T, R: Reclaim = DefaultReclaim> {
-    inner: Arc<Inner<T, R>>,
+    inner: Arc<CachePadded<Inner<T, R>>>,
     flavor: Flavor,
 }
 
@@ -479,17 +503,18 @@ impl<T, R: Reclaim> Worker<T, R> {
     fn with_flavor(flavor: Flavor, reclaim: R) -> Self {
         let buffer = Buffer::alloc(MIN_CAP, 0, 0);
         Worker {
-            inner: Arc::new(Inner {
-                head: CachePadded::new(AtomicU64::new(pack(0, 0))),
-                tail: CachePadded::new(AtomicU32::new(0)),
+            inner: Arc::new(CachePadded::new(Inner {
+                head: AtomicU64::new(pack(0, 0)),
+                tail: AtomicU32::new(0),
                 buffer: CachePadded::new(AtomicPtr::new(buffer)),
                 reclaim,
                 _owns: PhantomData,
-            }),
+            })),
             buffer: Cell::new(buffer),
             // SAFETY: just allocated.
             ring: Cell::new(unsafe { (*buffer).ring() }),
             run: Cell::new((0, 0)),
+            free_to: Cell::new(0),
             flavor,
         }
     }
@@ -530,14 +555,13 @@ impl<T, R: Reclaim> Worker<T, R> {
     #[inline]
     pub fn push(&self, value: T) {
         let tail = self.inner.tail.load(Ordering::Relaxed);
-        let mut buffer = self.buffer();
-        if !self.writable(buffer, tail) {
-            self.grow(1);
-            buffer = self.buffer();
+        if distance(self.free_to.get(), tail) <= 0 && !self.extend_free(tail, 1) {
+            self.make_room(tail, 1);
         }
-        // SAFETY: owner; the slot's previous item was taken by our own FIFO pop, or
-        // its stamp said `tail` (Acquire, in `is_free`), or the buffer is fresh.
-        unsafe { buffer.put(tail, value) };
+        // SAFETY: owner; `tail` is below `free_to`: the slot's previous item was taken
+        // by our own pop, or its stamp said `tail` (Acquire, in `is_free`), or the
+        // buffer is fresh.
+        unsafe { self.buffer().put(tail, value) };
         // Release: publishes the slot to the thief whose Acquire (SeqCst) load of
         // `tail` sees it.
         self.inner
@@ -576,7 +600,7 @@ impl<T, R: Reclaim> Worker<T, R> {
             if distance(again, tail) >= 0 {
                 // Not written again yet: free for the next lap. Relaxed: only the
                 // owner reads stamps, and it took the item itself.
-                ring.slot(p).stamp.store(again, Ordering::Relaxed);
+                ring.stamp(p).store(again, Ordering::Relaxed);
             }
             p = p.wrapping_add(1);
         }
@@ -587,12 +611,63 @@ impl<T, R: Reclaim> Worker<T, R> {
     /// if needed (the owner's thread only).
     pub(crate) fn reserve(&self, extra: usize) {
         let tail = self.inner.tail.load(Ordering::Relaxed);
-        let buffer = self.buffer();
-        let free = extra <= buffer.cap()
-            && (0..extra as u32).all(|i| self.writable(buffer, tail.wrapping_add(i)));
-        if !free {
-            self.grow(extra);
+        if (distance(self.free_to.get(), tail).max(0) as usize) < extra
+            && (extra > self.buffer().cap() || !self.extend_free(tail, extra as u32))
+        {
+            self.make_room(tail, extra);
         }
+    }
+
+    /// Moves `free_to` on from `max(tail, free_to)` over writable positions, at
+    /// least to `tail + need` and on to the end of that line of stamps if it can.
+    /// Returns whether `[tail, tail + need)` is writable.
+    #[inline]
+    fn extend_free(&self, tail: u32, need: u32) -> bool {
+        let ring = self.buffer();
+        let mut end = self.free_to.get();
+        if distance(end, tail) < 0 {
+            end = tail;
+        }
+        let wanted = tail.wrapping_add(need);
+        // To the end of the line of 16 stamps holding the last position wanted, and
+        // never more than one lap ahead of `tail`.
+        let line_end = (wanted.wrapping_sub(1) | 15).wrapping_add(1);
+        let lap_end = tail.wrapping_add(ring.cap() as u32);
+        let limit = if distance(lap_end, line_end) < 0 {
+            lap_end
+        } else {
+            line_end
+        };
+        while end != limit && self.writable(ring, end) {
+            end = end.wrapping_add(1);
+        }
+        self.free_to.set(end);
+        distance(end, wanted) >= 0
+    }
+
+    /// The slow path of `push` and `reserve`: makes `[tail, tail + need)` writable.
+    /// If the stamps do not say so but the buffer is not full, a thief claimed a slot's
+    /// previous item and is still reading it, which takes a few instructions unless it
+    /// was preempted: the owner re-reads the stamps for a bounded number of rounds (it
+    /// never waits for a thief, only delays its decision), then grows the buffer.
+    /// Growing on every such encounter would double a buffer that is not full, and the
+    /// shrink after it would make every thief retry on the new generation.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&self, tail: u32, need: usize) {
+        if need <= self.buffer().cap() {
+            let (_, real) = unpack(self.inner.head.load(Ordering::Relaxed));
+            let len = distance(tail, real).max(0) as usize;
+            if len + need <= self.buffer().cap() {
+                for _ in 0..PUSH_SPINS {
+                    strata_primitives::hint::spin_loop();
+                    if self.extend_free(tail, need as u32) {
+                        return;
+                    }
+                }
+            }
+        }
+        self.grow(need);
     }
 
     /// Replaces the buffer with one large enough for the current items plus `extra`
@@ -638,8 +713,10 @@ impl<T, R: Reclaim> Worker<T, R> {
         }
         self.buffer.set(new);
         self.ring.set(new_ref);
-        // The new buffer's stamps are fresh: the run's positions need none.
+        // The new buffer's stamps are fresh: the run's positions need none, and every
+        // position from `tail` to `real + new_cap` is free.
         self.run.set((real, real));
+        self.free_to.set(real.wrapping_add(new_cap as u32));
         let guard = inner.reclaim.guard();
         // Release: publishes the copies to the thieves that load the new buffer
         // (Acquire, in `Protect::protect`).
@@ -659,8 +736,7 @@ impl<T, R: Reclaim> Worker<T, R> {
                     let (_, now_real) = unpack(now);
                     while real != now_real {
                         new_ref
-                            .slot(real)
-                            .stamp
+                            .stamp(real)
                             .store(real.wrapping_add(new_cap as u32), Ordering::Relaxed);
                         real = real.wrapping_add(1);
                     }
