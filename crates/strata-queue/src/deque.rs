@@ -40,7 +40,10 @@
 //! * **push** writes slot `tail` if its stamp is `tail` (Acquire), and publishes it by
 //!   storing `tail + 1` (Release). Any other stamp means that the slot's previous item
 //!   has not been taken, or that a thief that claimed it has not finished reading it:
-//!   the buffer is then replaced by one twice the size. The owner never waits.
+//!   if the buffer is not full the owner re-reads the stamp a bounded number of times
+//!   (64), then replaces the buffer by one twice the size. The owner reads stamps 16
+//!   at a time, ahead of need (a slot seen free stays free until the owner writes it),
+//!   so the line of stamps the thieves write moves to it once per 16 pushes.
 //! * **steal** loads `head` then `tail`; if `tail - real <= 0` the deque is empty. It
 //!   loads the buffer, checks that its generation is `gen`, claims position `real`
 //!   with a CAS of `head` from `(gen, real)` to `(gen, real + 1)` (**the linearization
@@ -104,9 +107,10 @@
 //!
 //! # Progress
 //!
-//! * The owner never waits for a thief. `push` is wait-free (apart from the allocator
-//!   when the buffer grows); `pop` makes one read-modify-write of `head` at most (a
-//!   LIFO pop only for the last item, and a failed CAS there means a thief took it).
+//! * The owner never waits for a thief. `push` is wait-free: at most 64 re-reads of a
+//!   stamp before it grows the buffer (then only the allocator can hold it up); `pop`
+//!   makes one read-modify-write of `head` at most (a LIFO pop only for the last
+//!   item, and a failed CAS there means a thief took it).
 //! * Thieves are lock-free: a CAS fails only because another claim, pop or buffer
 //!   replacement succeeded. One window makes a thief return `Retry` without anyone
 //!   having completed an operation: between the owner's publication of a new buffer
@@ -117,8 +121,8 @@
 //! * A `limit` of 0 in the `*_with_limit` methods is treated as 1 (crossbeam panics).
 //! * Positions are 32-bit: a deque holds at most 2<sup>30</sup> items, and `push`
 //!   panics beyond that (as `Vec` does on capacity overflow).
-//! * Each slot carries a 32-bit stamp beside the item (for 8-byte items, 16 bytes per
-//!   slot instead of 8).
+//! * Each slot has a 32-bit stamp besides the item (in an array of its own: 4 bytes
+//!   more per slot).
 //! * Buffers are reclaimed through any [`Reclaim`] scheme (the `*_in` constructors),
 //!   the default epoch domain otherwise.
 
