@@ -5,7 +5,7 @@
 //! | [`MsQueue`] | Michael & Scott 1996 | lock-free | unbounded MPMC FIFO |
 //! | [`TreiberStack`] | Treiber 1986, with backoff | lock-free | unbounded LIFO |
 //! | [`ArrayQueue`] | Vyukov 2010, per-slot stamps | lock-free except a wait for a slot's owner between its claim and its publish (see [`array_queue`]) | bounded MPMC FIFO |
-//! | [`Worker`] / [`Stealer`] | Chase & Lev 2005, Lê et al. 2013, two-part head | owner wait-free; thieves exclude each other while one copies (see [`deque`]) | unbounded work-stealing deque |
+//! | [`Worker`] / [`Stealer`] | Chase & Lev 2005, Lê et al. 2013; per-slot stamps and a buffer generation so that thieves read only claimed slots | owner wait-free, thieves lock-free; no thief reads a slot it has not claimed (see [`deque`]) | unbounded work-stealing deque |
 //! | [`Injector`] | linked blocks, crossbeam-deque's design | blocking in two short windows (see [`injector`]) | unbounded MPMC FIFO |
 //!
 //! Every container takes its memory reclamation scheme as a type parameter (any
