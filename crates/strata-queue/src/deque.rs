@@ -950,7 +950,7 @@ impl<T, R: Reclaim> Stealer<T, R> {
             return Steal::Retry;
         }
         // SAFETY: we claimed position `real` in `buffer`'s generation; the owner does
-        // not write the slot until we clear its flag. `guard` protects the buffer.
+        // not write the slot until we stamp it. `guard` protects the buffer.
         let value = unsafe { ring.take(real) };
         drop(guard);
         Steal::Success(value)
@@ -1008,8 +1008,8 @@ impl<T, R: Reclaim> Stealer<T, R> {
     }
 
     /// The shared body of the batch steals: claims up to `limit` items (about half of
-    /// those present), moves them into `dest` in steal order, and returns the first
-    /// one instead if `pop` is set.
+    /// those present), moves them into `dest` in the source owner's order, and returns
+    /// the first one instead if `pop` is set.
     fn steal_into(&self, dest: &Worker<T, R>, limit: usize, pop: bool) -> Steal<Option<T>> {
         let limit = limit.max(1);
         if Arc::ptr_eq(&self.inner, &dest.inner) {

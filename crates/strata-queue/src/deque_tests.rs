@@ -146,8 +146,7 @@ fn loom_deque_steal_across_replacement_and_wrap() {
     });
 }
 
-/// Two thieves race each other (and the gate of the one copying) and the owner's pop
-/// for two items.
+/// Two thieves race each other and the owner's pop for two items.
 #[test]
 fn loom_deque_two_thieves() {
     model(|| {
