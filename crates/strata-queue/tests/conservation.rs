@@ -32,122 +32,19 @@
 
 use std::iter;
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::thread;
 
 use strata_queue::{ArrayQueue, MsQueue, TreiberStack};
 use strata_reclaim::{Reclaim, epoch, hazard};
+
+mod common;
+use common::{Item, Tracker, producer, seq};
 
 const THREADS: &[usize] = if cfg!(miri) { &[1, 2] } else { &[1, 2, 4, 8] };
 /// Values pushed per thread.
 const OPS: usize = if cfg!(miri) { 50 } else { 20_000 };
 /// Length of a push-only block and of the draining block after it.
 const BLOCK: usize = if cfg!(miri) { 8 } else { 32 };
-/// Mixed into a value's payload, so that a payload cannot pass for another value's.
-const MAGIC: u64 = 0x5EED_CAFE_F00D_BEEF;
-
-/// Counts one test's values. Each test owns its own `static` tracker, so tests that run
-/// in parallel never see each other's values; a test resets it before each round.
-struct Tracker {
-    created: AtomicUsize,
-    dropped: AtomicUsize,
-    /// Values whose payload did not match their tag when dropped (a double drop or a
-    /// drop of corrupted memory).
-    bad_drops: AtomicUsize,
-}
-
-impl Tracker {
-    const fn new() -> Self {
-        Tracker {
-            created: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
-            bad_drops: AtomicUsize::new(0),
-        }
-    }
-
-    fn reset(&self) {
-        self.created.store(0, SeqCst);
-        self.dropped.store(0, SeqCst);
-        self.bad_drops.store(0, SeqCst);
-    }
-
-    fn created(&self) -> usize {
-        self.created.load(SeqCst)
-    }
-
-    fn dropped(&self) -> usize {
-        self.dropped.load(SeqCst)
-    }
-
-    #[track_caller]
-    fn assert_balanced(&self, what: &str, expected_created: usize) {
-        assert_eq!(
-            self.bad_drops.load(SeqCst),
-            0,
-            "{what}: a value was dropped twice or corrupted"
-        );
-        assert_eq!(self.created(), expected_created, "{what}: values created");
-        assert_eq!(
-            self.dropped(),
-            self.created(),
-            "{what}: created {} values, dropped {}",
-            self.created(),
-            self.dropped()
-        );
-    }
-}
-
-/// A value that owns heap memory and counts itself.
-struct Item {
-    /// `producer << 32 | sequence number`.
-    tag: u64,
-    /// `tag ^ MAGIC`, on the heap.
-    payload: Box<u64>,
-    tracker: &'static Tracker,
-}
-
-impl Item {
-    fn new(tracker: &'static Tracker, producer: usize, seq: usize) -> Self {
-        tracker.created.fetch_add(1, SeqCst);
-        let tag = (producer as u64) << 32 | seq as u64;
-        Item {
-            tag,
-            payload: Box::new(tag ^ MAGIC),
-            tracker,
-        }
-    }
-
-    /// Checks the value is intact, drops it and returns its tag.
-    #[track_caller]
-    fn consume(self) -> u64 {
-        assert_eq!(
-            *self.payload,
-            self.tag ^ MAGIC,
-            "value {:#x} came out with a payload that is not its own",
-            self.tag
-        );
-        self.tag
-    }
-}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        if *self.payload != self.tag ^ MAGIC {
-            self.tracker.bad_drops.fetch_add(1, SeqCst);
-        }
-        // Poison, so that a second drop of the same memory is counted as bad.
-        *self.payload = !(self.tag ^ MAGIC);
-        self.tracker.dropped.fetch_add(1, SeqCst);
-    }
-}
-
-fn producer(tag: u64) -> usize {
-    (tag >> 32) as usize
-}
-
-fn seq(tag: u64) -> usize {
-    (tag & 0xFFFF_FFFF) as usize
-}
 
 /// What the harness needs of a container.
 trait Container: Sync {

@@ -41,11 +41,14 @@
 //! much smaller sizes).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Barrier, Mutex};
+use std::sync::Barrier;
 use std::{iter, thread};
 
 use strata_queue::deque::{Injector, Steal, Stealer, Worker};
 use strata_reclaim::{Reclaim, epoch, hazard};
+
+mod common;
+use common::{Item, Tracker, producer, seq};
 
 const THREADS: &[usize] = if cfg!(miri) { &[1, 2] } else { &[1, 2, 4, 8] };
 /// Items the owner (or each injector pusher) pushes.
@@ -63,121 +66,6 @@ const PHASES: &[usize] = if cfg!(miri) {
 /// The owner and the pushers yield every this many pushes, so that on a machine with
 /// fewer cores than threads the thieves get to run while there is something to steal.
 const YIELD_EVERY: usize = 64;
-const MAGIC: u64 = 0xD0E5_0F7E_11A8_C0DE;
-
-/// Counts one test's items. Each test owns a `static` tracker.
-struct Tracker {
-    created: AtomicUsize,
-    dropped: AtomicUsize,
-    /// Items whose payload did not match their tag when dropped (a double drop, or a
-    /// drop of memory that is not an item).
-    bad_drops: AtomicUsize,
-    /// While set, drops record their tags in `drop_log`.
-    logging: AtomicBool,
-    drop_log: Mutex<Vec<u64>>,
-}
-
-impl Tracker {
-    const fn new() -> Self {
-        Tracker {
-            created: AtomicUsize::new(0),
-            dropped: AtomicUsize::new(0),
-            bad_drops: AtomicUsize::new(0),
-            logging: AtomicBool::new(false),
-            drop_log: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn reset(&self) {
-        self.created.store(0, SeqCst);
-        self.dropped.store(0, SeqCst);
-        self.bad_drops.store(0, SeqCst);
-        self.logging.store(false, SeqCst);
-        self.drop_log.lock().unwrap().clear();
-    }
-
-    fn dropped(&self) -> usize {
-        self.dropped.load(SeqCst)
-    }
-
-    /// Drops `what` with drop logging on; returns the tags it dropped.
-    fn drops_of(&self, what: impl FnOnce()) -> Vec<u64> {
-        self.logging.store(true, SeqCst);
-        what();
-        self.logging.store(false, SeqCst);
-        std::mem::take(&mut *self.drop_log.lock().unwrap())
-    }
-
-    #[track_caller]
-    fn assert_balanced(&self, what: &str, expected: usize) {
-        assert_eq!(
-            self.bad_drops.load(SeqCst),
-            0,
-            "{what}: an item was dropped twice or corrupted"
-        );
-        assert_eq!(self.created.load(SeqCst), expected, "{what}: items created");
-        assert_eq!(
-            self.dropped(),
-            expected,
-            "{what}: created {expected} items, dropped {}",
-            self.dropped()
-        );
-    }
-}
-
-/// An item that owns heap memory and counts itself.
-struct Item {
-    /// `producer << 32 | sequence number`.
-    tag: u64,
-    /// `tag ^ MAGIC`, on the heap.
-    payload: Box<u64>,
-    tracker: &'static Tracker,
-}
-
-impl Item {
-    fn new(tracker: &'static Tracker, producer: usize, seq: usize) -> Self {
-        tracker.created.fetch_add(1, SeqCst);
-        let tag = (producer as u64) << 32 | seq as u64;
-        Item {
-            tag,
-            payload: Box::new(tag ^ MAGIC),
-            tracker,
-        }
-    }
-
-    /// Checks the item is intact, drops it and returns its tag.
-    #[track_caller]
-    fn consume(self) -> u64 {
-        assert_eq!(
-            *self.payload,
-            self.tag ^ MAGIC,
-            "item {:#x} came out with a payload that is not its own",
-            self.tag
-        );
-        self.tag
-    }
-}
-
-impl Drop for Item {
-    fn drop(&mut self) {
-        if *self.payload != self.tag ^ MAGIC {
-            self.tracker.bad_drops.fetch_add(1, SeqCst);
-        }
-        *self.payload = !(self.tag ^ MAGIC);
-        if self.tracker.logging.load(SeqCst) {
-            self.tracker.drop_log.lock().unwrap().push(self.tag);
-        }
-        self.tracker.dropped.fetch_add(1, SeqCst);
-    }
-}
-
-fn producer(tag: u64) -> usize {
-    (tag >> 32) as usize
-}
-
-fn seq(tag: u64) -> usize {
-    (tag & 0xFFFF_FFFF) as usize
-}
 
 /// Pops everything in `w` into `log`.
 fn drain_into<R: Reclaim>(w: &Worker<Item, R>, log: &mut Vec<u64>) {
@@ -691,7 +579,7 @@ fn containers_dropped_with_items_drop_each_once() {
             let dropped = T.drops_of(|| {
                 drop(w);
                 // The stealer keeps the deque alive: nothing dropped yet.
-                assert_eq!(T.drop_log.lock().unwrap().len(), 0);
+                assert_eq!(T.logged_drops(), 0);
                 drop(s);
             });
             let what = format!("{} worker of {len}", if lifo { "LIFO" } else { "FIFO" });
