@@ -924,24 +924,14 @@ impl<T, R: Reclaim> Stealer<T, R> {
     /// ```
     pub fn steal(&self) -> Steal<T> {
         let inner = &*self.inner;
-        let head = inner.head.load(Ordering::SeqCst);
-        let (generation, real) = unpack(head);
-        loom_dekker_fence();
-        // SeqCst: the thief's half of the Dekker pattern with `pop` (module docs);
-        // Acquire: pairs with the Release store of `tail` that published the slot.
-        let tail = inner.tail.load(Ordering::SeqCst);
-        if distance(tail, real) <= 0 {
+        let Some((head, _)) = self.snapshot() else {
             return Steal::Empty;
-        }
+        };
+        let real = unpack(head).1;
         let mut guard = inner.reclaim.guard();
-        let buffer = guard.protect(&inner.buffer);
-        // SAFETY: protected by `guard`.
-        let buffer = unsafe { &*buffer };
-        if buffer.generation != generation {
-            // The owner is replacing the buffer.
+        let Some(ring) = self.buffer_of(head, &mut guard) else {
             return Steal::Retry;
-        }
-        let ring = buffer.ring();
+        };
         if inner
             .head
             .compare_exchange(head, advance(head, 1), Ordering::SeqCst, Ordering::Relaxed)
@@ -954,6 +944,32 @@ impl<T, R: Reclaim> Stealer<T, R> {
         let value = unsafe { ring.take(real) };
         drop(guard);
         Steal::Success(value)
+    }
+
+    /// Loads `head` then `tail`, the thief's half of the Dekker pattern with `pop`
+    /// (module docs): `(head, len)`, or `None` if the deque is empty. The `SeqCst` load
+    /// of `tail` is also Acquire: it pairs with the Release store of `tail` that
+    /// published the items.
+    #[inline]
+    fn snapshot(&self) -> Option<(u64, usize)> {
+        let head = self.inner.head.load(Ordering::SeqCst);
+        loom_dekker_fence();
+        let tail = self.inner.tail.load(Ordering::SeqCst);
+        let len = distance(tail, unpack(head).1);
+        (len > 0).then_some((head, len as usize))
+    }
+
+    /// The slots of the buffer of `head`'s generation, protected by `guard`; `None` if
+    /// the owner is replacing the buffer (its CAS of the generation is about to
+    /// follow). Loaded after `tail`, the buffer is the one the items were written to or
+    /// a later one holding copies of them.
+    #[inline]
+    fn buffer_of(&self, head: u64, guard: &mut R::Guard<'_>) -> Option<Ring<T>> {
+        let buffer = guard.protect(&self.inner.buffer);
+        // SAFETY: protected by `guard`, which the caller keeps until it is done with
+        // the ring.
+        let buffer = unsafe { &*buffer };
+        (buffer.generation == unpack(head).0).then(|| buffer.ring())
     }
 
     /// Claims up to `want` of the oldest items, starting at `head` (whose generation
@@ -1024,15 +1040,10 @@ impl<T, R: Reclaim> Stealer<T, R> {
             };
         }
         let inner = &*self.inner;
-        let head = inner.head.load(Ordering::SeqCst);
-        let (generation, real) = unpack(head);
-        loom_dekker_fence();
-        let tail = inner.tail.load(Ordering::SeqCst);
-        let len = distance(tail, real);
-        if len <= 0 {
+        let Some((head, len)) = self.snapshot() else {
             return Steal::Empty;
-        }
-        let len = len as usize;
+        };
+        let real = unpack(head).1;
         let want = if pop {
             ((len - 1) / 2).min(limit - 1) + 1
         } else {
@@ -1042,13 +1053,9 @@ impl<T, R: Reclaim> Stealer<T, R> {
         // claimed. (We own `dest`: `Worker` is not `Sync`, and this thread borrows it.)
         dest.reserve(want);
         let mut guard = inner.reclaim.guard();
-        let buffer = guard.protect(&inner.buffer);
-        // SAFETY: protected by `guard`.
-        let buffer = unsafe { &*buffer };
-        if buffer.generation != generation {
+        let Some(ring) = self.buffer_of(head, &mut guard) else {
             return Steal::Retry;
-        }
-        let ring = buffer.ring();
+        };
         let Some(count) = self.claim(head, want as u32) else {
             return Steal::Retry;
         };

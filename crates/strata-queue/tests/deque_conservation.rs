@@ -40,8 +40,8 @@
 //! Thread counts 1, 2, 4 and 8, four rounds each (under miri 1 and 2 threads, one round,
 //! much smaller sizes).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::{iter, thread};
 
 use strata_queue::deque::{Injector, Steal, Stealer, Worker};
