@@ -144,6 +144,10 @@ where
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
 fn ms_queue_epoch_is_linearizable() {
     run(
         "MsQueue<Epoch>",
@@ -153,6 +157,10 @@ fn ms_queue_epoch_is_linearizable() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
 fn ms_queue_hazard_is_linearizable() {
     run(
         "MsQueue<Hazard>",
@@ -162,6 +170,10 @@ fn ms_queue_hazard_is_linearizable() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
 fn treiber_epoch_is_linearizable() {
     run(
         "TreiberStack<Epoch>",
@@ -171,6 +183,10 @@ fn treiber_epoch_is_linearizable() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
 fn treiber_hazard_is_linearizable() {
     run(
         "TreiberStack<Hazard>",
@@ -180,6 +196,10 @@ fn treiber_hazard_is_linearizable() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
 fn array_queue_is_linearizable() {
     for cap in [1, 2, 4] {
         run(
@@ -193,6 +213,10 @@ fn array_queue_is_linearizable() {
 /// The harness can fail: a stack checked against the FIFO model is reported (pushes
 /// of two values then pops come out in the wrong order in some round).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
 fn a_stack_is_not_a_queue() {
     let caught = (0..4 * ROUNDS).any(|_| {
         matches!(
