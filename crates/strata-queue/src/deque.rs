@@ -822,8 +822,9 @@ impl<T, R: Reclaim> Worker<T, R> {
     fn pop_fifo(&self) -> Option<T> {
         let inner = &*self.inner;
         let tail = inner.tail.load(Ordering::Relaxed);
-        let (_, real) = unpack(inner.head.load(Ordering::Relaxed));
-        if distance(tail, real) <= 0 {
+        // The run's end is a lower bound of `real`: if it has reached `tail`, the
+        // deque is empty, with no load of `head`.
+        if distance(tail, self.run.get().1) <= 0 {
             return None;
         }
         // One `fetch_add` claims the position (no CAS loop, and nothing to load
@@ -837,10 +838,13 @@ impl<T, R: Reclaim> Worker<T, R> {
             inner.head.fetch_sub(1 << 32, Ordering::Relaxed);
         }
         if distance(tail, real) <= 0 {
-            // Thieves took everything since the hint. While `real` is past `tail`
+            // Thieves took everything since our run. While `real` is past `tail`
             // every thief sees an empty deque and claims nothing, so the owner can
-            // put `head` back with a plain store.
+            // put `head` back with a plain store. Ending the run here moves its end
+            // up to `real`, so that further pops of the empty deque return at the
+            // check above without touching `head`.
             inner.head.store(old, Ordering::Relaxed);
+            self.end_run(real);
             return None;
         }
         let (start, end) = self.run.get();
