@@ -11,6 +11,10 @@
 //! * `MutexGuard<u8>` (`Sync`, not `Send`): neither, since sharing the container lets
 //!   another thread pop the value and so move it.
 //!
+//! The work-stealing deque has crossbeam-deque's bounds: `Stealer<T>` and
+//! `Injector<T>` follow the rule above, `Worker<T>` is `Send` when `T: Send` and never
+//! `Sync` (one thread pushes and pops), and `Steal<T>` is `Copy` when `T` is.
+//!
 //! A negative check uses an ambiguity (as in `strata-reclaim/tests/send_sync.rs`):
 //! `AmbiguousIfSend<_>` has one blanket impl for every type and a second one for `Send`
 //! types, so naming `some_item` on a type with the inferred parameter compiles only if
@@ -23,11 +27,13 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::MutexGuard;
 
+use strata_queue::deque::{Injector, Steal, Stealer, Worker};
 use strata_queue::{ArrayQueue, MsQueue, TreiberStack, array_queue, ms_queue, treiber};
 use strata_reclaim::{epoch, hazard};
 
 fn send<T: ?Sized + Send>() {}
 fn sync<T: ?Sized + Sync>() {}
+fn copy<T: Copy>() {}
 
 trait AmbiguousIfSend<A> {
     fn some_item() {}
@@ -40,6 +46,18 @@ trait AmbiguousIfSync<A> {
 }
 impl<T: ?Sized> AmbiguousIfSync<()> for T {}
 impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+trait AmbiguousIfCopy<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfCopy<()> for T {}
+impl<T: Copy> AmbiguousIfCopy<u8> for T {}
+
+macro_rules! assert_not_copy {
+    ($t:ty) => {
+        let _ = <$t as AmbiguousIfCopy<_>>::some_item;
+    };
+}
 
 macro_rules! assert_not_send {
     ($t:ty) => {
@@ -65,6 +83,8 @@ fn value_types_are_what_the_checks_assume() {
     assert_not_sync!(Rc<u8>);
     assert_not_send!(MutexGuard<'static, u8>);
     sync::<MutexGuard<'static, u8>>();
+    copy::<u8>();
+    assert_not_copy!(String);
 }
 
 /// Checks one container type constructor, `$c<T, $r>` (or `$c<T>` without a scheme),
@@ -131,3 +151,69 @@ fn into_iters_follow_their_container() {
     check_container!(StackIter, hazard::Hazard);
     check_container!(RingIter);
 }
+
+/// `Worker<T, R>`: `Send` iff `T: Send`, never `Sync`.
+macro_rules! check_worker {
+    ($($r:ty)?) => {
+        send::<Worker<String $(, $r)?>>();
+        assert_not_sync!(Worker<String $(, $r)?>);
+        send::<Worker<Cell<u8> $(, $r)?>>();
+        assert_not_sync!(Worker<Cell<u8> $(, $r)?>);
+        assert_not_send!(Worker<Rc<u8> $(, $r)?>);
+        assert_not_sync!(Worker<Rc<u8> $(, $r)?>);
+        assert_not_send!(Worker<MutexGuard<'static, u8> $(, $r)?>);
+        assert_not_sync!(Worker<MutexGuard<'static, u8> $(, $r)?>);
+    };
+}
+
+#[test]
+fn deque_worker_is_send_but_not_sync() {
+    check_worker!();
+    check_worker!(epoch::Epoch);
+    check_worker!(epoch::Domain);
+    check_worker!(hazard::Hazard);
+    check_worker!(hazard::Domain);
+}
+
+#[test]
+fn deque_stealer_is_send_and_sync_iff_t_is_send() {
+    check_container!(Stealer);
+    check_container!(Stealer, epoch::Epoch);
+    check_container!(Stealer, epoch::Domain);
+    check_container!(Stealer, hazard::Hazard);
+    check_container!(Stealer, hazard::Domain);
+}
+
+#[test]
+fn injector_is_send_and_sync_iff_t_is_send() {
+    check_container!(Injector);
+}
+
+#[test]
+fn steal_is_copy_iff_t_is_copy() {
+    copy::<Steal<u8>>();
+    copy::<Steal<()>>();
+    copy::<Steal<&'static str>>();
+    assert_not_copy!(Steal<String>);
+    assert_not_copy!(Steal<Box<u8>>);
+    // And it carries `T`'s `Send` and `Sync`.
+    send::<Steal<Cell<u8>>>();
+    assert_not_sync!(Steal<Cell<u8>>);
+    assert_not_send!(Steal<Rc<u8>>);
+}
+
+/// The same shapes hold for crossbeam-deque (so the deque checks above are its bounds).
+#[test]
+fn crossbeam_deque_has_the_same_bounds() {
+    use crossbeam_deque as cb;
+    send::<cb::Worker<Cell<u8>>>();
+    assert_not_sync!(cb::Worker<String>);
+    assert_not_send!(cb::Worker<Rc<u8>>);
+    check_container!(CbStealer);
+    check_container!(CbInjector);
+    copy::<cb::Steal<u8>>();
+    assert_not_copy!(cb::Steal<String>);
+}
+
+type CbStealer<T> = crossbeam_deque::Stealer<T>;
+type CbInjector<T> = crossbeam_deque::Injector<T>;
