@@ -30,6 +30,8 @@ use strata_check::models::{DequeModel, DequeOp, DequeRet, QueueModel, QueueOp, Q
 use strata_check::{Budget, Model, Recorder, Violation, check};
 use strata_queue::deque::{Injector, Steal, Worker};
 
+mod common;
+
 /// Operations per thread, as in `linearizability.rs`: 40 at 2 threads, 20 at 3, 8 at 4.
 fn ops_per_thread(threads: usize) -> usize {
     if cfg!(miri) {
@@ -54,7 +56,8 @@ fn until_not_retry<T>(mut f: impl FnMut() -> Steal<T>) -> Option<T> {
         match f() {
             Steal::Success(v) => return Some(v),
             Steal::Empty => return None,
-            // Another thief may be copying its batch (and preempted): let it run.
+            // Another claim won the race, or the owner is between publishing a new
+            // buffer and moving the generation: try again.
             Steal::Retry => std::thread::yield_now(),
         }
     }
@@ -267,31 +270,7 @@ fn injector_round(threads: usize, round: usize) -> Result<usize, Violation<Queue
 /// Runs `ROUNDS` checked rounds at each thread count from 2 to 4 (2 only under miri),
 /// re-running rounds without overlap.
 fn run<M: Model>(name: &str, round: impl Fn(usize, usize) -> Result<usize, Violation<M>>) {
-    let mut overlapping = 0;
-    let max_threads = if cfg!(miri) { 2 } else { 4 };
-    for threads in 2..=max_threads {
-        let mut done = 0;
-        let mut tries = 0;
-        while done < ROUNDS {
-            tries += 1;
-            assert!(
-                tries <= 4 * ROUNDS,
-                "{name}, {threads} threads: too many rounds without overlap"
-            );
-            match round(threads, tries) {
-                Ok(n) => {
-                    overlapping += n;
-                    done += 1;
-                }
-                Err(Violation::NoOverlap { .. }) => {}
-                Err(e) => panic!("{name}, {threads} threads, round {tries}: {e}"),
-            }
-        }
-    }
-    assert!(
-        overlapping > 0,
-        "{name}: no round had overlapping operations"
-    );
+    common::run_rounds(name, ROUNDS, round);
 }
 
 #[test]

@@ -14,6 +14,8 @@ use strata_reclaim::Reclaim;
 use strata_reclaim::epoch::Epoch;
 use strata_reclaim::hazard::Hazard;
 
+mod common;
+
 /// Operations per thread: 40 at 2 threads, 20 at 3, 8 at 4. With a yield inside
 /// every recorded call the operations overlap heavily, and a FIFO state depends on
 /// the order of the linearized pushes, not only on their set, so the search has a
@@ -115,32 +117,7 @@ where
     C: Container,
     M: Model<Op = QueueOp, Ret = QueueRet>,
 {
-    let mut overlapping = 0;
-    // Under miri (slow: the checker's search is interpreted too) 2 threads only.
-    let max_threads = if cfg!(miri) { 2 } else { 4 };
-    for threads in 2..=max_threads {
-        let mut done = 0;
-        let mut tries = 0;
-        while done < ROUNDS {
-            tries += 1;
-            assert!(
-                tries <= 4 * ROUNDS,
-                "{name}: too many rounds without overlap"
-            );
-            match round(&make(), &model, threads) {
-                Ok(n) => {
-                    overlapping += n;
-                    done += 1;
-                }
-                Err(Violation::NoOverlap { .. }) => {}
-                Err(e) => panic!("{name}, {threads} threads: {e}"),
-            }
-        }
-    }
-    assert!(
-        overlapping > 0,
-        "{name}: no round had overlapping operations"
-    );
+    common::run_rounds(name, ROUNDS, |threads, _| round(&make(), &model, threads));
 }
 
 #[test]

@@ -1,9 +1,12 @@
-//! What the conservation tests share: tagged items that own heap memory and count
-//! themselves in a per-test [`Tracker`]. Each test file uses part of it.
+//! What the integration tests share: tagged items that own heap memory and count
+//! themselves in a per-test [`Tracker`] (the conservation tests), and the loop that
+//! runs checked rounds of a linearizability test. Each test file uses part of it.
 #![allow(dead_code)]
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+use strata_check::{Model, Violation};
 
 /// Mixed into an item's payload, so that a payload cannot pass for another item's.
 pub const MAGIC: u64 = 0x5EED_CAFE_F00D_BEEF;
@@ -134,4 +137,42 @@ pub fn producer(tag: u64) -> usize {
 /// The sequence number of a tag.
 pub fn seq(tag: u64) -> usize {
     (tag & 0xFFFF_FFFF) as usize
+}
+
+/// Runs `rounds` checked rounds at each thread count from 2 to 4 (2 only under miri,
+/// where the checker's search is interpreted too). `round(threads, attempt)` records
+/// and checks one history, returning how many operations overlapped. A round with no
+/// overlap tested nothing and is run again (up to `4 * rounds` attempts per thread
+/// count); any other violation fails the test, and so does a test in which no round
+/// overlapped at all.
+pub fn run_rounds<M: Model>(
+    name: &str,
+    rounds: usize,
+    mut round: impl FnMut(usize, usize) -> Result<usize, Violation<M>>,
+) {
+    let mut overlapping = 0;
+    let max_threads = if cfg!(miri) { 2 } else { 4 };
+    for threads in 2..=max_threads {
+        let mut done = 0;
+        let mut tries = 0;
+        while done < rounds {
+            tries += 1;
+            assert!(
+                tries <= 4 * rounds,
+                "{name}, {threads} threads: too many rounds without overlap"
+            );
+            match round(threads, tries) {
+                Ok(n) => {
+                    overlapping += n;
+                    done += 1;
+                }
+                Err(Violation::NoOverlap { .. }) => {}
+                Err(e) => panic!("{name}, {threads} threads, round {tries}: {e}"),
+            }
+        }
+    }
+    assert!(
+        overlapping > 0,
+        "{name}: no round had overlapping operations"
+    );
 }
