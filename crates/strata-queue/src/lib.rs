@@ -2,6 +2,7 @@
 //!
 //! | type | algorithm | progress | bound |
 //! |---|---|---|---|
+//! | [`Queue`] (alias [`SegQueue`]) | LPRQ: Romanov & Koval 2023, linked fetch-and-add rings; values stored in the cells (see [`lprq`]) | lock-free: a preempted push or pop delays nobody | unbounded MPMC FIFO; **the one to choose** |
 //! | [`MsQueue`] | Michael & Scott 1996 | lock-free | unbounded MPMC FIFO |
 //! | [`TreiberStack`] | Treiber 1986, with backoff | lock-free | unbounded LIFO |
 //! | [`ArrayQueue`] | Vyukov 2010, per-slot stamps | lock-free except a wait for a slot's owner between its claim and its publish (see [`array_queue`]) | bounded MPMC FIFO |
@@ -25,11 +26,13 @@
 pub mod array_queue;
 pub mod deque;
 pub mod injector;
+pub mod lprq;
 pub mod ms_queue;
 pub mod treiber;
 
 pub use array_queue::ArrayQueue;
 pub use deque::{Injector, Steal, Stealer, Worker};
+pub use lprq::{Queue, SegQueue};
 pub use ms_queue::MsQueue;
 pub use treiber::TreiberStack;
 
@@ -55,5 +58,7 @@ const fn publish_ordering() -> core::sync::atomic::Ordering {
 
 #[cfg(test)]
 mod deque_tests;
+#[cfg(test)]
+mod lprq_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,385 @@
+//! Loom models and unit tests of the LPRQ queue ([`crate::lprq`]).
+//!
+//! The models run under `--cfg strata_loom` with rings of 2 cells, so three pushes
+//! cross a ring boundary (a ring closes and a new one is linked), and once as plain
+//! tests otherwise. Each asserts conservation (every value taken exactly once) and
+//! FIFO order per producer.
+//!
+//! The `stalled_push_*` tests stop one push at each of its stages with the test-only
+//! hook and check that other threads' pushes and pops complete meanwhile: the queue is
+//! lock-free, where crossbeam's `SegQueue` makes a pop wait for a push that has its
+//! slot but has not written it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use strata_primitives::{model, thread};
+use strata_reclaim::epoch::Domain;
+
+use crate::lprq::Queue;
+
+/// A queue for the models: rings of 2 cells, on a fresh epoch domain.
+fn small() -> Queue<u64, Domain> {
+    Queue::with_reclaim_and_ring_size(Domain::new(), 2)
+}
+
+/// Asserts every value of `taken` is in `expected`, exactly once, and that the values
+/// of each producer (`v / 100`) appear in increasing order within each sequence of
+/// `seqs` (a sequence is what one thread took, in the order it took them).
+fn assert_conserved_fifo(seqs: &[Vec<u64>], expected: &[u64]) {
+    for s in seqs {
+        for p in 0..10 {
+            let mine: Vec<u64> = s.iter().copied().filter(|v| v / 100 == p).collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "producer {p}'s values out of order: {s:?}"
+            );
+        }
+    }
+    let mut all: Vec<u64> = seqs.concat();
+    all.sort_unstable();
+    assert_eq!(all, expected, "every value taken exactly once");
+}
+
+/// One producer pushes three values across a ring boundary while one consumer pops
+/// twice; the rest is drained. The consumer's pops race the close of the first ring
+/// and the link of the second.
+#[test]
+fn loom_lprq_push_vs_pop_across_rings() {
+    model(|| {
+        let q = Arc::new(small());
+        let q2 = Arc::clone(&q);
+        let consumer = thread::spawn(move || (0..2).filter_map(|_| q2.pop()).collect::<Vec<_>>());
+        for v in [1, 2, 3] {
+            q.push(v);
+        }
+        let got = consumer.join().unwrap();
+        let rest: Vec<u64> = core::iter::from_fn(|| q.pop()).collect();
+        // Everything the consumer took came out before the drain: one FIFO sequence.
+        let mut order = got.clone();
+        order.extend(&rest);
+        assert_conserved_fifo(&[order], &[1, 2, 3]);
+        assert!(q.is_empty());
+    });
+}
+
+/// Two producers push two values each into rings of 2 cells: the first ring fills,
+/// closes, and both race to link the next one (the loser takes its value back). The
+/// drain must see each producer's values in order.
+#[test]
+fn loom_lprq_two_pushers_link_race() {
+    model(|| {
+        let q = Arc::new(small());
+        let q2 = Arc::clone(&q);
+        let other = thread::spawn(move || {
+            q2.push(101);
+            q2.push(102);
+        });
+        q.push(201);
+        q.push(202);
+        other.join().unwrap();
+        let drained: Vec<u64> = core::iter::from_fn(|| q.pop()).collect();
+        assert_conserved_fifo(&[drained], &[101, 102, 201, 202]);
+    });
+}
+
+/// Two consumers pop a queue holding three values in two rings: they race on the
+/// head ring's tickets and on unlinking it (the winner retires it). Each consumer sees
+/// the values in order, and no value is taken twice or lost.
+#[test]
+fn loom_lprq_two_poppers_unlink_race() {
+    model(|| {
+        let q = Arc::new(small());
+        for v in [1, 2, 3] {
+            q.push(v);
+        }
+        let q2 = Arc::clone(&q);
+        let other = thread::spawn(move || (0..2).filter_map(|_| q2.pop()).collect::<Vec<_>>());
+        let mine: Vec<u64> = (0..2).filter_map(|_| q.pop()).collect();
+        let theirs = other.join().unwrap();
+        let rest: Vec<u64> = core::iter::from_fn(|| q.pop()).collect();
+        assert_conserved_fifo(&[mine, theirs, rest], &[1, 2, 3]);
+    });
+}
+
+/// Empty-queue detection: a pop that starts after a push has returned must find the
+/// value (or a value pushed before it). The pusher raises a flag after its push; a
+/// consumer that sees the flag must not get `None`. A second consumer pops at any
+/// time, so the first may race its tickets.
+#[test]
+fn loom_lprq_pop_after_push_is_not_empty() {
+    model(|| {
+        let q = Arc::new(small());
+        let done = Arc::new(AtomicBool::new(false));
+        let (q2, done2) = (Arc::clone(&q), Arc::clone(&done));
+        let pusher = thread::spawn(move || {
+            q2.push(1);
+            done2.store(true, Ordering::SeqCst);
+        });
+        let q3 = Arc::clone(&q);
+        let racer = thread::spawn(move || q3.pop());
+        let mine = if done.load(Ordering::SeqCst) {
+            // The push has completed; the racer may have taken the value, otherwise
+            // this pop must.
+            let v = q.pop();
+            Some(v)
+        } else {
+            None
+        };
+        pusher.join().unwrap();
+        let theirs = racer.join().unwrap();
+        if let Some(v) = mine {
+            assert!(
+                v.is_some() || theirs.is_some(),
+                "a pop after a completed push found the queue empty"
+            );
+        }
+        let mut taken: Vec<u64> = mine.flatten().into_iter().chain(theirs).collect();
+        taken.extend(core::iter::from_fn(|| q.pop()));
+        assert_eq!(taken, [1], "the value taken exactly once");
+    });
+}
+
+/// A push racing a pop on an empty queue of 2-cell rings: the pop may take the push's
+/// ticket away (cancel its reservation) or close the ring under it; the push must then
+/// retry and its value must still arrive exactly once.
+#[test]
+fn loom_lprq_pop_cancels_push() {
+    model(|| {
+        let q = Arc::new(small());
+        q.push(1);
+        assert_eq!(q.pop(), Some(1));
+        let q2 = Arc::clone(&q);
+        let consumer = thread::spawn(move || (0..2).filter_map(|_| q2.pop()).collect::<Vec<_>>());
+        q.push(2);
+        q.push(3);
+        let got = consumer.join().unwrap();
+        let mut order = got;
+        order.extend(core::iter::from_fn(|| q.pop()));
+        assert_conserved_fifo(&[order], &[2, 3]);
+    });
+}
+
+#[cfg(not(strata_loom))]
+mod plain {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier, mpsc};
+    use std::thread;
+    use std::time::Duration;
+
+    use crate::lprq::{Queue, SegQueue, Stage};
+
+    /// Values the other threads push and pop while one push is stopped.
+    const N: u64 = if cfg!(miri) { 60 } else { 20_000 };
+
+    /// Stops one push at `stage` (the first time it gets there) and checks that, while
+    /// it is stopped, another thread pushes and pops `N` values to completion, in
+    /// order; then lets it finish and checks its value arrives exactly once.
+    fn stalled_push(stage: Stage, ring_size: usize) {
+        let q = Arc::new(Queue::<u64>::with_ring_size(ring_size));
+        let stopped = Arc::new(Barrier::new(2));
+        let resume = Arc::new(Barrier::new(2));
+        let staller = {
+            let (q, stopped, resume) = (Arc::clone(&q), Arc::clone(&stopped), Arc::clone(&resume));
+            thread::spawn(move || {
+                let mut once = true;
+                q.push_with(u64::MAX, &mut |s| {
+                    if s == stage && once {
+                        once = false;
+                        stopped.wait();
+                        resume.wait();
+                    }
+                });
+            })
+        };
+        stopped.wait();
+        // The push is stopped at `stage`. Another thread pushes and pops N values; if
+        // anything waited for the stopped push, it would never finish.
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                for i in 0..N {
+                    q.push(i);
+                    if i % 3 == 2 {
+                        got.extend(q.pop());
+                        got.extend(q.pop());
+                    }
+                }
+                got.extend(core::iter::from_fn(|| q.pop()));
+                tx.send(got).unwrap();
+            })
+        };
+        let timeout = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
+        let got = rx
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("pushes and pops waited for the push stopped at {stage:?}"));
+        worker.join().unwrap();
+        // The stopped push has not completed, so its value cannot have been popped.
+        let expected: Vec<u64> = (0..N).collect();
+        assert_eq!(
+            got, expected,
+            "values lost, duplicated or reordered during the stall"
+        );
+        resume.wait();
+        staller.join().unwrap();
+        assert_eq!(q.pop(), Some(u64::MAX), "the stopped push's value");
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn stalled_push_after_ticket_blocks_nobody() {
+        stalled_push(Stage::Ticket, 4);
+        stalled_push(Stage::Ticket, 1024);
+    }
+
+    #[test]
+    fn stalled_push_after_reservation_blocks_nobody() {
+        stalled_push(Stage::Reserved, 4);
+        stalled_push(Stage::Reserved, 1024);
+    }
+
+    #[test]
+    fn stalled_push_after_write_blocks_nobody() {
+        stalled_push(Stage::Written, 4);
+        stalled_push(Stage::Written, 1024);
+    }
+
+    #[test]
+    fn fifo_across_many_rings() {
+        for size in [2, 4, 64] {
+            let q = Queue::<u64>::with_ring_size(size);
+            let n = if cfg!(miri) { 50 } else { 5_000 };
+            for i in 0..n {
+                q.push(i);
+                assert_eq!(q.len(), i as usize + 1);
+            }
+            for i in 0..n {
+                assert_eq!(q.pop(), Some(i));
+            }
+            assert_eq!(q.pop(), None);
+            assert!(q.is_empty());
+            assert_eq!(q.len(), 0);
+        }
+    }
+
+    #[test]
+    fn interleaved_push_pop_keeps_order() {
+        let q = Queue::<u64>::with_ring_size(4);
+        let mut next_out = 0;
+        let mut next_in = 0;
+        for round in 0..if cfg!(miri) { 20 } else { 2_000 } {
+            for _ in 0..(round % 7) {
+                q.push(next_in);
+                next_in += 1;
+            }
+            for _ in 0..(round % 5) {
+                match q.pop() {
+                    Some(v) => {
+                        assert_eq!(v, next_out);
+                        next_out += 1;
+                    }
+                    None => assert_eq!(next_out, next_in, "None with values queued"),
+                }
+            }
+            assert_eq!(q.len() as u64, next_in - next_out);
+        }
+    }
+
+    #[test]
+    fn ring_size_is_rounded_and_clamped() {
+        assert_eq!(Queue::<u64>::with_ring_size(0).ring_size(), 2);
+        assert_eq!(Queue::<u64>::with_ring_size(3).ring_size(), 4);
+        assert_eq!(Queue::<u64>::with_ring_size(1024).ring_size(), 1024);
+        assert_eq!(
+            Queue::<u64>::with_ring_size(usize::MAX).ring_size(),
+            crate::lprq::MAX_RING_SIZE
+        );
+        assert_eq!(Queue::<u64>::new().ring_size(), 1024);
+        // Large values get smaller rings (about 32 KiB each), never under 32 cells.
+        assert_eq!(Queue::<[u8; 1000]>::new().ring_size(), 32);
+        assert_eq!(Queue::<[u64; 6]>::new().ring_size(), 512);
+    }
+
+    static STATIC_QUEUE: SegQueue<u32> = SegQueue::new();
+
+    #[test]
+    fn new_is_const_and_allocates_lazily() {
+        STATIC_QUEUE.push(7);
+        assert_eq!(STATIC_QUEUE.pop(), Some(7));
+        assert_eq!(STATIC_QUEUE.pop(), None);
+        let q: Queue<u8> = Queue::default();
+        assert!(q.is_empty());
+        assert_eq!(q.pop(), None);
+        assert_eq!(format!("{q:?}"), "Queue { len: 0, ring_size: 1024, .. }");
+    }
+
+    /// Counts drops of a value.
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn drop_drops_every_held_value_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let q = Queue::with_ring_size(4);
+        for _ in 0..11 {
+            q.push(Counted(Arc::clone(&drops)));
+        }
+        for _ in 0..3 {
+            drop(q.pop());
+        }
+        assert_eq!(drops.load(Ordering::Relaxed), 3);
+        drop(q);
+        assert_eq!(drops.load(Ordering::Relaxed), 11);
+    }
+
+    #[test]
+    fn into_iter_extend_from_iter_and_mut_ops() {
+        let mut q: Queue<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        q.extend(["c".to_string()]);
+        q.push_mut("d".to_string());
+        assert_eq!(q.pop_mut().as_deref(), Some("a"));
+        let v: Vec<String> = q.into_iter().collect();
+        assert_eq!(v, ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn zero_sized_values() {
+        let q = Queue::with_ring_size(2);
+        for _ in 0..10 {
+            q.push(());
+        }
+        assert_eq!(q.len(), 10);
+        assert_eq!(core::iter::from_fn(|| q.pop()).count(), 10);
+    }
+
+    #[test]
+    fn hazard_pointers_work_too() {
+        use strata_reclaim::hazard::Hazard;
+        let q = Queue::with_reclaim_and_ring_size(Hazard, 2);
+        let n = if cfg!(miri) { 40 } else { 4_000 };
+        let popped: usize = thread::scope(|s| {
+            let hs: Vec<_> = (0..2u64)
+                .map(|t| {
+                    let q = &q;
+                    s.spawn(move || {
+                        (0..n)
+                            .filter(|i| {
+                                q.push(t * n + i);
+                                q.pop().is_some()
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        let rest = core::iter::from_fn(|| q.pop()).count();
+        assert_eq!(popped + rest, 2 * n as usize, "values lost or duplicated");
+    }
+}
