@@ -30,14 +30,20 @@ impl Budget {
 
     /// A budget of `steps` search steps (and the default shrinking).
     pub const fn steps(steps: u64) -> Self {
-        Self { steps, shrink_checks: Self::DEFAULT_SHRINK_CHECKS }
+        Self {
+            steps,
+            shrink_checks: Self::DEFAULT_SHRINK_CHECKS,
+        }
     }
 
     /// The same budget, shrinking counterexamples with at most `checks` re-checks
     /// (0: report the failing part as it is).
     #[must_use]
     pub const fn with_shrink_checks(self, checks: u32) -> Self {
-        Self { shrink_checks: checks, ..self }
+        Self {
+            shrink_checks: checks,
+            ..self
+        }
     }
 
     /// The step budget.
@@ -152,7 +158,12 @@ impl<M: Model> fmt::Display for Violation<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotLinearizable(c) => c.fmt(f),
-            Self::BudgetExceeded { budget, partition, partitions, ops } => write!(
+            Self::BudgetExceeded {
+                budget,
+                partition,
+                partitions,
+                ops,
+            } => write!(
                 f,
                 "the search exceeded its budget of {budget} steps in part {partition} of {partitions} \
                  ({ops} operations) before deciding; an unfinished search proves nothing, so this \
@@ -181,7 +192,12 @@ impl<M: Model> fmt::Debug for Violation<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotLinearizable(c) => f.debug_tuple("NotLinearizable").field(c).finish(),
-            Self::BudgetExceeded { budget, partition, partitions, ops } => f
+            Self::BudgetExceeded {
+                budget,
+                partition,
+                partitions,
+                ops,
+            } => f
                 .debug_struct("BudgetExceeded")
                 .field("budget", budget)
                 .field("partition", partition)
@@ -200,7 +216,9 @@ impl<M: Model> fmt::Debug for Violation<M> {
                 .field("ops", ops)
                 .field("max", max)
                 .finish(),
-            Self::Malformed { reason } => f.debug_struct("Malformed").field("reason", reason).finish(),
+            Self::Malformed { reason } => {
+                f.debug_struct("Malformed").field("reason", reason).finish()
+            }
         }
     }
 }
@@ -276,12 +294,19 @@ impl<M: Model> fmt::Display for Counterexample<M> {
                 self.hidden
             )?;
         }
-        write!(f, "lanes, with times in ns from the first shown invocation: [invoke, response] op -> result")?;
+        write!(
+            f,
+            "lanes, with times in ns from the first shown invocation: [invoke, response] op -> result"
+        )?;
         let start = self.shown.iter().map(|o| o.invoke).min().unwrap_or(0);
         let mut threads: Vec<usize> = self.shown.iter().map(|o| o.thread).collect();
         threads.sort_unstable();
         threads.dedup();
-        let width = threads.iter().map(|t| t.to_string().len()).max().unwrap_or(1);
+        let width = threads
+            .iter()
+            .map(|t| t.to_string().len())
+            .max()
+            .unwrap_or(1);
         for t in threads {
             write!(f, "\n  thread {t:<width$} |")?;
             for o in self.shown.iter().filter(|o| o.thread == t) {
@@ -380,7 +405,13 @@ pub fn check<M: Model>(
     if overlapping == 0 {
         return Err(Violation::NoOverlap { ops: ops.len() });
     }
-    Ok(Report { ops: ops.len(), threads: history.threads(), partitions: nparts, overlapping, steps })
+    Ok(Report {
+        ops: ops.len(),
+        threads: history.threads(),
+        partitions: nparts,
+        overlapping,
+        steps,
+    })
 }
 
 /// The caps, and that each thread's operations are well-formed and sequential.
@@ -416,12 +447,21 @@ fn validate<M: Model>(ops: &[Operation<M::Op, M::Ret>]) -> Result<(), Violation<
         }
     }
     if lanes.len() > MAX_THREADS {
-        return Err(Violation::TooManyThreads { threads: lanes.len(), max: MAX_THREADS });
+        return Err(Violation::TooManyThreads {
+            threads: lanes.len(),
+            max: MAX_THREADS,
+        });
     }
-    if let Some((&thread, &(n, _))) =
-        lanes.iter().filter(|(_, l)| l.0 > MAX_OPS_PER_THREAD).min_by_key(|(t, _)| **t)
+    if let Some((&thread, &(n, _))) = lanes
+        .iter()
+        .filter(|(_, l)| l.0 > MAX_OPS_PER_THREAD)
+        .min_by_key(|(t, _)| **t)
     {
-        return Err(Violation::TooManyOps { thread, ops: n, max: MAX_OPS_PER_THREAD });
+        return Err(Violation::TooManyOps {
+            thread,
+            ops: n,
+            max: MAX_OPS_PER_THREAD,
+        });
     }
     Ok(())
 }
@@ -547,7 +587,11 @@ fn shrink<M: Model>(model: &M, ops: &[&Operation<M::Op, M::Ret>], budget: Budget
         };
         hidden[h] = false;
     }
-    Shrunk { hidden, rechecks: budget.shrink_checks - s.checks_left, proven: s.proven }
+    Shrunk {
+        hidden,
+        rechecks: budget.shrink_checks - s.checks_left,
+        proven: s.proven,
+    }
 }
 
 /// The most hidden operations shown again as context.
@@ -656,7 +700,8 @@ mod tests {
                 }
             });
             let history = History::<QueueModel>::from_ops(ops);
-            let Err(Violation::NotLinearizable(c)) = check(&model, &history, Budget::default()) else {
+            let Err(Violation::NotLinearizable(c)) = check(&model, &history, Budget::default())
+            else {
                 continue;
             };
             seen += 1;
@@ -665,7 +710,10 @@ mod tests {
             assert_eq!(hidden.iter().filter(|&&h| h).count(), c.hidden());
             shrunk += usize::from(c.hidden() > 0);
             let shown: Vec<_> = c.ops().iter().collect();
-            assert!(!brute_force(&model, &shown, &vec![false; shown.len()]), "{c}");
+            assert!(
+                !brute_force(&model, &shown, &vec![false; shown.len()]),
+                "{c}"
+            );
             assert!(c.proven(), "{c}");
             assert!(!brute_force(&model, &all, &hidden), "{c}");
         }

@@ -260,7 +260,13 @@ pub struct Operation<Op, Ret> {
 impl<Op, Ret> Operation<Op, Ret> {
     /// An operation of `thread`, invoked at `invoke` and responding at `response`.
     pub fn new(thread: usize, op: Op, ret: Ret, invoke: u64, response: u64) -> Self {
-        Self { thread, op, ret, invoke, response }
+        Self {
+            thread,
+            op,
+            ret,
+            invoke,
+            response,
+        }
     }
 
     /// Whether the intervals of `self` and `other` share a point (equal times count).
@@ -330,7 +336,9 @@ impl<M: Model> History<M> {
 
 impl<M: Model> Clone for History<M> {
     fn clone(&self) -> Self {
-        Self { ops: self.ops.clone() }
+        Self {
+            ops: self.ops.clone(),
+        }
     }
 }
 

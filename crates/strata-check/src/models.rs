@@ -45,7 +45,9 @@ impl QueueModel {
 
     /// A queue that holds at most `capacity` values.
     pub const fn bounded(capacity: usize) -> Self {
-        Self { capacity: Some(capacity) }
+        Self {
+            capacity: Some(capacity),
+        }
     }
 }
 
@@ -89,7 +91,9 @@ impl StackModel {
 
     /// A stack that holds at most `capacity` values.
     pub const fn bounded(capacity: usize) -> Self {
-        Self { capacity: Some(capacity) }
+        Self {
+            capacity: Some(capacity),
+        }
     }
 }
 
@@ -327,7 +331,9 @@ impl Model for RegisterModel {
         match *op {
             RegisterOp::Read => (*state, RegisterRet::Value(*state)),
             RegisterOp::Write(v) => (v, RegisterRet::Written),
-            RegisterOp::Cas(current, new) if *state == current => (new, RegisterRet::CasResult(Ok(current))),
+            RegisterOp::Cas(current, new) if *state == current => {
+                (new, RegisterRet::CasResult(Ok(current)))
+            }
             RegisterOp::Cas(..) => (*state, RegisterRet::CasResult(Err(*state))),
         }
     }

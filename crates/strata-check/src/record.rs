@@ -48,19 +48,34 @@ impl<M: Model> Recorder<M> {
     /// once would make that thread's operations overlap, which [`crate::check`] rejects
     /// as malformed.
     pub fn thread(&self, id: usize) -> ThreadLog<'_, M> {
-        ThreadLog { recorder: self, id, ops: Vec::with_capacity(256), last_response: None }
+        ThreadLog {
+            recorder: self,
+            id,
+            ops: Vec::with_capacity(256),
+            last_response: None,
+        }
     }
 
     /// The history of the run: every operation recorded by the logs dropped so far.
     pub fn into_history(self) -> History<M> {
-        History::from_ops(self.done.into_inner().unwrap_or_else(PoisonError::into_inner))
+        History::from_ops(
+            self.done
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 }
 
 impl<M: Model> std::fmt::Debug for Recorder<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.done.lock().unwrap_or_else(PoisonError::into_inner).len();
-        f.debug_struct("Recorder").field("operations", &n).finish_non_exhaustive()
+        let n = self
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("Recorder")
+            .field("operations", &n)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,7 +107,13 @@ impl<M: Model> ThreadLog<'_, M> {
         let ret = f();
         let response = now();
         self.last_response = Some(response);
-        self.ops.push(Operation { thread: self.id, op, ret: ret.clone(), invoke, response });
+        self.ops.push(Operation {
+            thread: self.id,
+            op,
+            ret: ret.clone(),
+            invoke,
+            response,
+        });
         ret
     }
 
@@ -120,7 +141,11 @@ impl<M: Model> Drop for ThreadLog<'_, M> {
         if self.ops.is_empty() {
             return;
         }
-        let mut done = self.recorder.done.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut done = self
+            .recorder
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         done.append(&mut self.ops);
     }
 }

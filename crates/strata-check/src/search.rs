@@ -70,7 +70,10 @@ struct Fingerprints {
 
 impl Fingerprints {
     fn new() -> Self {
-        Self { keys: (RandomState::new(), RandomState::new()), seen: HashSet::default() }
+        Self {
+            keys: (RandomState::new(), RandomState::new()),
+            seen: HashSet::default(),
+        }
     }
 
     /// Records the configuration; false if it was recorded before.
@@ -130,7 +133,9 @@ pub(crate) fn search<M: Model>(
         order.sort_by_key(|&l| (ops[lanes[l][pos[l]]].response, l));
         // No operation outside the linearization may have responded before the next one
         // is invoked; the earliest response among them is at the head of the first lane.
-        let min_response = order.first().map_or(u64::MAX, |&l| ops[lanes[l][pos[l]]].response);
+        let min_response = order
+            .first()
+            .map_or(u64::MAX, |&l| ops[lanes[l][pos[l]]].response);
         let mut moved = false;
         for choice in resume..2 * order.len() {
             let (l, drop_it) = (order[choice / 2], choice % 2 == 1);
@@ -212,7 +217,11 @@ pub(crate) mod tests {
 
     /// Whether some subset of the optional operations plus all mandatory ones has an
     /// order respecting real time that the model accepts: by trying every permutation.
-    pub(crate) fn brute_force<M: Model>(model: &M, ops: &[&Operation<M::Op, M::Ret>], optional: &[bool]) -> bool {
+    pub(crate) fn brute_force<M: Model>(
+        model: &M,
+        ops: &[&Operation<M::Op, M::Ret>],
+        optional: &[bool],
+    ) -> bool {
         fn extend<M: Model>(
             model: &M,
             ops: &[&Operation<M::Op, M::Ret>],
@@ -230,7 +239,10 @@ pub(crate) mod tests {
                 }
                 // Every chosen operation that responded before `i` was invoked must be
                 // placed already.
-                if chosen.iter().any(|&j| !used[j] && j != i && ops[j].response < ops[i].invoke) {
+                if chosen
+                    .iter()
+                    .any(|&j| !used[j] && j != i && ops[j].response < ops[i].invoke)
+                {
                     continue;
                 }
                 let (next, ret) = model.apply(state, &ops[i].op);
@@ -249,9 +261,18 @@ pub(crate) mod tests {
         let opt: Vec<usize> = (0..ops.len()).filter(|&i| optional[i]).collect();
         (0u32..1 << opt.len()).any(|mask| {
             let chosen: Vec<usize> = (0..ops.len())
-                .filter(|&i| !optional[i] || mask & (1 << opt.iter().position(|&o| o == i).unwrap()) != 0)
+                .filter(|&i| {
+                    !optional[i] || mask & (1 << opt.iter().position(|&o| o == i).unwrap()) != 0
+                })
                 .collect();
-            extend(model, ops, &chosen, &mut vec![false; ops.len()], &model.init(), chosen.len())
+            extend(
+                model,
+                ops,
+                &chosen,
+                &mut vec![false; ops.len()],
+                &model.init(),
+                chosen.len(),
+            )
         })
     }
 
@@ -285,7 +306,11 @@ pub(crate) mod tests {
         assert_eq!(verdict == Verdict::Linearizable, expect, "{ops:?}");
         let optional: Vec<bool> = (0..ops.len()).map(|_| rng.below(3) == 0).collect();
         let (verdict, _) = search(model, &refs, &optional, u64::MAX);
-        assert_eq!(verdict == Verdict::Linearizable, brute_force(model, &refs, &optional), "{ops:?} {optional:?}");
+        assert_eq!(
+            verdict == Verdict::Linearizable,
+            brute_force(model, &refs, &optional),
+            "{ops:?} {optional:?}"
+        );
         expect
     }
 
@@ -318,7 +343,11 @@ pub(crate) mod tests {
                 1 => (RegisterOp::Read, RegisterRet::Value(rng.below(3))),
                 _ => {
                     let (a, b) = (rng.below(3), rng.below(3));
-                    let r = if rng.below(2) == 0 { Ok(a) } else { Err(rng.below(3)) };
+                    let r = if rng.below(2) == 0 {
+                        Ok(a)
+                    } else {
+                        Err(rng.below(3))
+                    };
                     (RegisterOp::Cas(a, b), RegisterRet::CasResult(r))
                 }
             });
@@ -331,7 +360,13 @@ pub(crate) mod tests {
     fn the_step_limit_is_respected() {
         let ops: Vec<Operation<QueueOp, QueueRet>> = (0..4)
             .map(|t| Operation::new(t, QueueOp::Push(t as u64), QueueRet::Pushed, 0, 10))
-            .chain([Operation::new(4, QueueOp::Pop, QueueRet::Popped(Some(9)), 20, 30)])
+            .chain([Operation::new(
+                4,
+                QueueOp::Pop,
+                QueueRet::Popped(Some(9)),
+                20,
+                30,
+            )])
             .collect();
         let refs: Vec<_> = ops.iter().collect();
         let none = vec![false; ops.len()];

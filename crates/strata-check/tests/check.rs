@@ -108,24 +108,56 @@ fn a_sequential_history_fails_with_no_overlap() {
 
 #[test]
 fn more_threads_than_the_cap_are_rejected() {
-    let ops = (0..=MAX_THREADS).map(|t| op(t, Push(t as u64), Pushed, 0, 10)).collect();
-    let err = check(&QueueModel::new(), &History::<Q>::from_ops(ops), Budget::default()).unwrap_err();
-    assert!(matches!(err, Violation::TooManyThreads { threads: 5, max: 4 }), "{err:?}");
+    let ops = (0..=MAX_THREADS)
+        .map(|t| op(t, Push(t as u64), Pushed, 0, 10))
+        .collect();
+    let err = check(
+        &QueueModel::new(),
+        &History::<Q>::from_ops(ops),
+        Budget::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Violation::TooManyThreads { threads: 5, max: 4 }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("at most 4"));
 }
 
 #[test]
 fn more_operations_per_thread_than_the_cap_are_rejected() {
-    let mut ops: Vec<_> =
-        (0..=MAX_OPS_PER_THREAD as u64).map(|i| op(1, Push(i), Pushed, 10 * i, 10 * i + 5)).collect();
+    let mut ops: Vec<_> = (0..=MAX_OPS_PER_THREAD as u64)
+        .map(|i| op(1, Push(i), Pushed, 10 * i, 10 * i + 5))
+        .collect();
     ops.push(op(0, Pop, Popped(None), 0, 100_000));
-    let err = check(&QueueModel::new(), &History::<Q>::from_ops(ops), Budget::default()).unwrap_err();
-    assert!(matches!(err, Violation::TooManyOps { thread: 1, ops: 201, max: 200 }), "{err:?}");
+    let err = check(
+        &QueueModel::new(),
+        &History::<Q>::from_ops(ops),
+        Budget::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Violation::TooManyOps {
+                thread: 1,
+                ops: 201,
+                max: 200
+            }
+        ),
+        "{err:?}"
+    );
     // Exactly at the cap is fine.
-    let mut ops: Vec<_> =
-        (0..MAX_OPS_PER_THREAD as u64).map(|i| op(1, Push(i), Pushed, 10 * i, 10 * i + 5)).collect();
+    let mut ops: Vec<_> = (0..MAX_OPS_PER_THREAD as u64)
+        .map(|i| op(1, Push(i), Pushed, 10 * i, 10 * i + 5))
+        .collect();
     ops.push(op(0, Pop, Popped(Some(0)), 0, 100_000));
-    check(&QueueModel::new(), &History::<Q>::from_ops(ops), Budget::default()).unwrap();
+    check(
+        &QueueModel::new(),
+        &History::<Q>::from_ops(ops),
+        Budget::default(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -140,7 +172,12 @@ fn malformed_histories_are_rejected() {
         op(0, Push(2), Pushed, 5, 15),
         op(1, Pop, Popped(Some(1)), 0, 20),
     ]);
-    let err = check(&QueueModel::new(), &overlapping_in_thread, Budget::default()).unwrap_err();
+    let err = check(
+        &QueueModel::new(),
+        &overlapping_in_thread,
+        Budget::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Violation::Malformed { .. }), "{err:?}");
     assert!(err.to_string().contains("previous operation"), "{err}");
 }
@@ -169,7 +206,10 @@ impl Model for BadPartition {
 
 #[test]
 fn a_partition_that_is_not_one_is_rejected() {
-    let ops = vec![op(0, Push(1), Pushed, 0, 10), op(1, Pop, Popped(Some(1)), 5, 20)];
+    let ops = vec![
+        op(0, Push(1), Pushed, 0, 10),
+        op(1, Pop, Popped(Some(1)), 5, 20),
+    ];
     let cases: [(Split, &str); 3] = [
         (|n| vec![(0..n + 1).collect()], "names operation 2"),
         (|n| vec![(0..n).collect(), vec![0]], "in two parts"),
@@ -191,7 +231,13 @@ fn pathological() -> History<Q> {
     let mut ops = Vec::new();
     for t in 0..4u64 {
         for i in 0..12u64 {
-            ops.push(op(t as usize, Push(t * 100 + i), Pushed, 10 * i, 10 * i + 9));
+            ops.push(op(
+                t as usize,
+                Push(t * 100 + i),
+                Pushed,
+                10 * i,
+                10 * i + 9,
+            ));
         }
     }
     ops.push(op(0, Pop, Popped(Some(999)), 1000, 1010));
@@ -202,7 +248,12 @@ fn pathological() -> History<Q> {
 fn a_search_over_budget_fails() {
     let err = check(&QueueModel::new(), &pathological(), Budget::steps(2_000)).unwrap_err();
     match &err {
-        Violation::BudgetExceeded { budget, partition, partitions, ops } => {
+        Violation::BudgetExceeded {
+            budget,
+            partition,
+            partitions,
+            ops,
+        } => {
             assert_eq!((*budget, *partition, *partitions, *ops), (2_000, 0, 1, 49));
         }
         other => panic!("expected BudgetExceeded, got {other:?}"),
@@ -219,15 +270,22 @@ fn the_display_of_a_violation_shows_lanes() {
     let err = check(&QueueModel::new(), &lifo_history(), unshrunk).unwrap_err();
     let text = err.to_string();
     assert!(text.starts_with("not linearizable"), "{text}");
-    let lanes: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("thread ")).collect();
+    let lanes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("thread "))
+        .collect();
     assert_eq!(lanes.len(), 2, "{text}");
     assert!(lanes[0].contains("thread 0 |"), "{text}");
     assert!(lanes[0].contains("[0, 10] Push(1) -> Pushed"), "{text}");
     assert!(lanes[0].contains("[20, 30] Push(2) -> Pushed"), "{text}");
     assert!(lanes[1].contains("thread 1 |"), "{text}");
     // Pops in time order, with their return values.
-    let first = lanes[1].find("[40, 50] Pop -> Popped(Some(2))").expect(&text);
-    let second = lanes[1].find("[60, 70] Pop -> Popped(Some(1))").expect(&text);
+    let first = lanes[1]
+        .find("[40, 50] Pop -> Popped(Some(2))")
+        .expect(&text);
+    let second = lanes[1]
+        .find("[60, 70] Pop -> Popped(Some(1))")
+        .expect(&text);
     assert!(first < second, "{text}");
 }
 
@@ -268,7 +326,15 @@ fn a_long_failing_history_is_shrunk_to_the_few_operations_that_matter() {
     assert_eq!(c.ops().len() + c.hidden(), 93);
     assert!(c.rechecks() <= Budget::DEFAULT_SHRINK_CHECKS);
     let shown: Vec<_> = c.ops().iter().map(|o| (o.op, o.ret)).collect();
-    assert_eq!(shown, [(Push(100), Pushed), (Push(101), Pushed), (Pop, Popped(Some(101)))], "{err}");
+    assert_eq!(
+        shown,
+        [
+            (Push(100), Pushed),
+            (Push(101), Pushed),
+            (Pop, Popped(Some(101)))
+        ],
+        "{err}"
+    );
     assert!(err.to_string().contains("hidden ones (90) added"), "{err}");
 }
 
@@ -287,7 +353,11 @@ fn shrinking_never_hides_what_explains_a_result() {
     let err = check(&QueueModel::new(), &h, Budget::default()).unwrap_err();
     let c = err.counterexample().unwrap();
     let shown: Vec<_> = c.ops().iter().map(|o| (o.op, o.ret)).collect();
-    assert_eq!(shown, [(Push(2), Pushed), (Push(3), Pushed), (Pop, Popped(Some(3)))], "{err}");
+    assert_eq!(
+        shown,
+        [(Push(2), Pushed), (Push(3), Pushed), (Pop, Popped(Some(3)))],
+        "{err}"
+    );
     assert!(c.proven());
 }
 

@@ -66,7 +66,11 @@ impl Queue for RacyRing {
                 return None;
             }
             let v = self.slots[h].load(Ordering::Acquire);
-            if self.head.compare_exchange(h, h + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if self
+                .head
+                .compare_exchange(h, h + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 return Some(v);
             }
         }
@@ -102,7 +106,9 @@ const OPS: usize = 50;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How the threads of a round use the queue.
@@ -120,7 +126,11 @@ struct Workload {
 /// pushes of fresh values and a pop, repeated, then, once all threads are done with
 /// that, pops until it finds the queue empty or has used its `OPS`.
 fn round<Q: Queue>(queue: &Q, w: Workload) -> Result<Report, Violation<QueueModel>> {
-    let Workload { threads, pushes, noise } = w;
+    let Workload {
+        threads,
+        pushes,
+        noise,
+    } = w;
     let recorder = Recorder::<QueueModel>::new(threads);
     let start = Barrier::new(threads);
     let ready = AtomicUsize::new(0);
@@ -172,11 +182,19 @@ fn round<Q: Queue>(queue: &Q, w: Workload) -> Result<Report, Violation<QueueMode
             });
         }
     });
-    check(&QueueModel::new(), &recorder.into_history(), Budget::default())
+    check(
+        &QueueModel::new(),
+        &recorder.into_history(),
+        Budget::default(),
+    )
 }
 
 /// Runs rounds until one is found not linearizable; returns how many it took.
-fn rounds_to_catch<Q: Queue>(make: impl Fn() -> Q, w: Workload, max_rounds: usize) -> Option<usize> {
+fn rounds_to_catch<Q: Queue>(
+    make: impl Fn() -> Q,
+    w: Workload,
+    max_rounds: usize,
+) -> Option<usize> {
     for r in 1..=max_rounds {
         match round(&make(), w) {
             Ok(_) | Err(Violation::NoOverlap { .. }) => {}
@@ -197,7 +215,11 @@ fn rounds_to_catch<Q: Queue>(make: impl Fn() -> Q, w: Workload, max_rounds: usiz
 fn a_correct_queue_passes_round_after_round() {
     let _serial = serial();
     for (threads, pushes, noise) in [(2, 1, false), (2, 1, true), (4, 1, true), (2, 2, true)] {
-        let w = Workload { threads, pushes, noise };
+        let w = Workload {
+            threads,
+            pushes,
+            noise,
+        };
         let (mut passed, mut no_overlap, mut overlapping, mut steps) = (0, 0, 0, 0);
         for r in 0..20 {
             match round(&LockedQueue::default(), w) {
@@ -228,15 +250,28 @@ fn a_ring_with_a_racy_tail_is_caught() {
     let _serial = serial();
     // As written: caught when two producers happen to run in parallel (reported, not
     // asserted: on a busy machine they may not, within a few rounds).
-    let w = Workload { threads: 2, pushes: 1, noise: false };
+    let w = Workload {
+        threads: 2,
+        pushes: 1,
+        noise: false,
+    };
     let plain = rounds_to_catch(|| RacyRing::new(256, false), w, 50);
     eprintln!("racy ring without preemption: caught in round {plain:?} of 50 at 2 threads");
     // With the preemption point inside the race: caught on any machine.
     for threads in [2, 4] {
-        let w = Workload { threads, pushes: 1, noise: false };
+        let w = Workload {
+            threads,
+            pushes: 1,
+            noise: false,
+        };
         let caught = rounds_to_catch(|| RacyRing::new(256, true), w, 200);
-        eprintln!("racy ring with preemption: caught in round {caught:?} of 200 at {threads} threads");
-        assert!(caught.is_some(), "the racy ring passed 200 rounds at {threads} threads");
+        eprintln!(
+            "racy ring with preemption: caught in round {caught:?} of 200 at {threads} threads"
+        );
+        assert!(
+            caught.is_some(),
+            "the racy ring passed 200 rounds at {threads} threads"
+        );
     }
 }
 
@@ -245,10 +280,17 @@ fn a_ring_with_a_racy_tail_is_caught() {
 fn a_queue_that_sometimes_pops_the_back_is_caught() {
     let _serial = serial();
     // Two pushes per pop, so that the queue holds values pushed one after the other.
-    let w = Workload { threads: 2, pushes: 2, noise: true };
+    let w = Workload {
+        threads: 2,
+        pushes: 2,
+        noise: true,
+    };
     let caught = rounds_to_catch(SometimesLifo::default, w, 200);
     eprintln!("sometimes-LIFO queue: caught in round {caught:?}");
-    assert!(caught.is_some(), "the sometimes-LIFO queue passed 200 rounds");
+    assert!(
+        caught.is_some(),
+        "the sometimes-LIFO queue passed 200 rounds"
+    );
 }
 
 #[test]
@@ -289,7 +331,9 @@ fn the_recorder_keeps_each_threads_operations_in_order() {
             assert!(w[0].response < w[1].invoke, "{:?}", w);
         }
         let values: Vec<_> = lane.iter().map(|o| o.op).collect();
-        let expect: Vec<_> = (0..10).map(|i| QueueOp::Push((t * 100 + i) as u64)).collect();
+        let expect: Vec<_> = (0..10)
+            .map(|i| QueueOp::Push((t * 100 + i) as u64))
+            .collect();
         assert_eq!(values, expect);
     }
     // Sorted by invocation.

@@ -84,12 +84,11 @@ impl Parker {
         // Relaxed on success: nothing is published by going to sleep; Acquire on
         // failure: the only other value is NOTIFIED, whose Release swap in `unpark`
         // this pairs with.
-        if let Err(actual) = self.inner.state.compare_exchange(
-            EMPTY,
-            PARKED,
-            Ordering::Relaxed,
-            Ordering::Acquire,
-        ) {
+        if let Err(actual) =
+            self.inner
+                .state
+                .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Acquire)
+        {
             debug_assert_eq!(actual, NOTIFIED);
             // Relaxed: the Acquire failure load above already synchronized.
             self.inner.state.store(EMPTY, Ordering::Relaxed);
@@ -110,12 +109,11 @@ impl Parker {
         if self.try_consume() {
             return true;
         }
-        if let Err(actual) = self.inner.state.compare_exchange(
-            EMPTY,
-            PARKED,
-            Ordering::Relaxed,
-            Ordering::Acquire,
-        ) {
+        if let Err(actual) =
+            self.inner
+                .state
+                .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Acquire)
+        {
             debug_assert_eq!(actual, NOTIFIED);
             self.inner.state.store(EMPTY, Ordering::Relaxed);
             return true;

@@ -173,14 +173,14 @@ struct Cell<T> {
 
 /// Arrays of cells kept for reuse, shared by a queue and its rings (a retired ring
 /// gives its array back after the queue may be gone, hence the `Arc`).
-struct Cache<T> {
+pub(crate) struct Cache<T> {
     slots: [AtomicPtr<Cell<T>>; CACHE_RINGS],
     /// The length of every array of this queue.
     ring_size: usize,
 }
 
 impl<T> Cache<T> {
-    fn new(ring_size: usize) -> Self {
+    pub(crate) fn new(ring_size: usize) -> Self {
         Cache {
             slots: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             ring_size,
@@ -255,7 +255,7 @@ unsafe fn free_cells<T>(cells: *mut Cell<T>, len: usize) -> Box<[Cell<T>]> {
 
 /// One ring of the list.
 #[repr(C)]
-struct Ring<T> {
+pub(crate) struct Ring<T> {
     /// The next pop ticket.
     head: CachePadded<AtomicU64>,
     /// The next push ticket, and [`CLOSED`].
@@ -288,7 +288,7 @@ impl<T> Ring<T> {
     }
 
     /// A new ring from `cache`, holding `first` at ticket 0 if given.
-    fn alloc(cache: Arc<Cache<T>>, first: Option<T>) -> *mut Ring<T> {
+    pub(crate) fn alloc(cache: Arc<Cache<T>>, first: Option<T>) -> *mut Ring<T> {
         let size = cache.ring_size as u64;
         let cell = core::mem::size_of::<Cell<T>>().max(1) as u64;
         let ring = Ring {
@@ -338,7 +338,7 @@ impl<T> Ring<T> {
 
     /// Pushes `value` into this ring; gives it back if the ring is closed.
     #[inline]
-    fn push(&self, mut value: T, hook: &mut impl FnMut(Stage)) -> Result<(), T> {
+    pub(crate) fn push(&self, mut value: T, hook: &mut impl FnMut(Stage)) -> Result<(), T> {
         let size = self.size();
         let mut failures = 0u32;
         let mut closes = 0u32;
@@ -439,7 +439,7 @@ impl<T> Ring<T> {
 
     /// Pops the oldest value of this ring, or `None` if the ring had none.
     #[inline]
-    fn pop(&self) -> Option<T> {
+    pub(crate) fn pop(&self) -> Option<T> {
         let size = self.size();
         // Polling an empty ring: `head >= tail` means every ticket below `tail` was
         // handed to a pop still running or done, so the ring holds no value that a

@@ -2,7 +2,8 @@
 //! no duplicate), every value is dropped exactly once (no leak, no double drop), and a
 //! FIFO container hands each producer's values to any one consumer in push order.
 //!
-//! [`MsQueue`] and [`TreiberStack`] run over every reclamation scheme (the default
+//! [`Queue`] (LPRQ, at ring sizes 2, 16 and the default), [`MsQueue`] and
+//! [`TreiberStack`] run over every reclamation scheme (the default
 //! epoch domain, the default hazard domain, and an explicit domain of each kind), and
 //! [`ArrayQueue`] at capacities 1, 2, 4 and 64, each at 1, 2, 4 and 8 threads. Every
 //! thread pushes its own tagged values and pops in between, in blocks: a block of
@@ -34,7 +35,7 @@ use std::iter;
 use std::sync::Barrier;
 use std::thread;
 
-use strata_queue::{ArrayQueue, MsQueue, TreiberStack};
+use strata_queue::{ArrayQueue, MsQueue, Queue, TreiberStack};
 use strata_reclaim::{Reclaim, epoch, hazard};
 
 mod common;
@@ -56,6 +57,33 @@ trait Container: Sync {
     /// With no operation in flight, checks what the container reports about its size
     /// against `n`, the number of values it holds.
     fn check_size(&self, what: &str, n: usize);
+}
+
+impl<R: Reclaim> Container for Queue<Item, R> {
+    const FIFO: bool = true;
+    fn push(&self, v: Item) -> Result<(), Item> {
+        Queue::push(self, v);
+        Ok(())
+    }
+    fn pop(&self) -> Option<Item> {
+        Queue::pop(self)
+    }
+    /// `len` is an upper bound at rest (a ticket a push lost to a race counts until a
+    /// pop passes it), exact once a pop has returned `None`.
+    fn check_size(&self, what: &str, n: usize) {
+        let len = self.len();
+        assert!(len >= n, "{what}: len {len} with {n} values queued");
+        if n > 0 {
+            assert!(!self.is_empty(), "{what}: is_empty with {n} values queued");
+        }
+        if what.ends_with("drained") {
+            assert_eq!(len, 0, "{what}: len after a pop returned None");
+            assert!(
+                self.is_empty(),
+                "{what}: not empty after a pop returned None"
+            );
+        }
+    }
 }
 
 impl<R: Reclaim> Container for MsQueue<Item, R> {
@@ -255,6 +283,42 @@ fn run<C: Container>(name: &str, tracker: &'static Tracker, make: impl Fn() -> C
             threads * OPS,
         );
     }
+}
+
+#[test]
+fn lprq_epoch_conserves_values() {
+    static T: Tracker = Tracker::new();
+    run("Queue<Epoch>", &T, || Queue::with_reclaim(epoch::Epoch));
+}
+
+#[test]
+fn lprq_small_rings_conserve_values() {
+    static T: Tracker = Tracker::new();
+    run("Queue<Epoch>, rings of 2", &T, || {
+        Queue::with_reclaim_and_ring_size(epoch::Epoch, 2)
+    });
+    run("Queue<Epoch>, rings of 16", &T, || {
+        Queue::with_reclaim_and_ring_size(epoch::Epoch, 16)
+    });
+}
+
+#[test]
+fn lprq_hazard_conserves_values() {
+    static T: Tracker = Tracker::new();
+    run("Queue<Hazard>, rings of 4", &T, || {
+        Queue::with_reclaim_and_ring_size(hazard::Hazard, 4)
+    });
+}
+
+#[test]
+fn lprq_domains_conserve_values() {
+    static T: Tracker = Tracker::new();
+    run("Queue<epoch::Domain>, rings of 8", &T, || {
+        Queue::with_reclaim_and_ring_size(epoch::Domain::new(), 8)
+    });
+    run("Queue<hazard::Domain>, rings of 8", &T, || {
+        Queue::with_reclaim_and_ring_size(hazard::Domain::new(), 8)
+    });
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Linearizability of `MsQueue` (FIFO model) and `TreiberStack` (LIFO model), over
+//! Linearizability of `Queue` (LPRQ, FIFO model, rings of 2 and 1024 cells), `MsQueue`
+//! (FIFO model) and `TreiberStack` (LIFO model), over
 //! both reclamation schemes, and of `ArrayQueue` (bounded FIFO model, with `Full`
 //! answers, at capacities small enough to wrap and fill), on 2 to 4 threads: each round records a concurrent
 //! history with `strata-check` and checks it. A round that is not linearizable, or
@@ -9,7 +10,7 @@ use std::sync::Barrier;
 
 use strata_check::models::{QueueModel, QueueOp, QueueRet, StackModel};
 use strata_check::{Budget, Model, Recorder, Violation, check};
-use strata_queue::{ArrayQueue, MsQueue, TreiberStack};
+use strata_queue::{ArrayQueue, MsQueue, Queue, TreiberStack};
 use strata_reclaim::Reclaim;
 use strata_reclaim::epoch::Epoch;
 use strata_reclaim::hazard::Hazard;
@@ -41,6 +42,16 @@ trait Container: Sync {
     /// `false` if a bounded container was full.
     fn push(&self, v: u64) -> bool;
     fn pop(&self) -> Option<u64>;
+}
+
+impl<R: Reclaim> Container for Queue<u64, R> {
+    fn push(&self, v: u64) -> bool {
+        Queue::push(self, v);
+        true
+    }
+    fn pop(&self) -> Option<u64> {
+        Queue::pop(self)
+    }
 }
 
 impl<R: Reclaim> Container for MsQueue<u64, R> {
@@ -118,6 +129,32 @@ where
     M: Model<Op = QueueOp, Ret = QueueRet>,
 {
     common::run_rounds(name, ROUNDS, |threads, _| round(&make(), &model, threads));
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
+fn lprq_small_rings_is_linearizable() {
+    run(
+        "Queue<Epoch>, rings of 2",
+        || Queue::with_reclaim_and_ring_size(Epoch, 2),
+        QueueModel::new(),
+    );
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "checked against real-time order: run by the miri-linearizability CI stage with weak-memory emulation off"
+)]
+fn lprq_hazard_is_linearizable() {
+    run(
+        "Queue<Hazard>",
+        || Queue::with_reclaim(Hazard),
+        QueueModel::new(),
+    );
 }
 
 #[test]

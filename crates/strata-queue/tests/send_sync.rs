@@ -28,7 +28,9 @@ use std::rc::Rc;
 use std::sync::MutexGuard;
 
 use strata_queue::deque::{Injector, Steal, Stealer, Worker};
-use strata_queue::{ArrayQueue, MsQueue, TreiberStack, array_queue, ms_queue, treiber};
+use strata_queue::{
+    ArrayQueue, MsQueue, Queue, SegQueue, TreiberStack, array_queue, lprq, ms_queue, treiber,
+};
 use strata_reclaim::{epoch, hazard};
 
 fn send<T: ?Sized + Send>() {}
@@ -107,6 +109,22 @@ macro_rules! check_container {
 }
 
 #[test]
+fn lprq_queue_is_send_and_sync_iff_t_is_send() {
+    send::<Queue<String>>();
+    sync::<Queue<String>>();
+    assert_not_send!(Queue<Rc<u8>>);
+    assert_not_sync!(Queue<Rc<u8>>);
+    check_container!(SegQueue);
+    check_container!(Queue, epoch::Epoch);
+    check_container!(Queue, hazard::Hazard);
+    check_container!(Queue, epoch::Domain);
+    check_container!(Queue, hazard::Domain);
+    // As crossbeam's `SegQueue`: usable across `catch_unwind`.
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    unwind_safe::<Queue<Rc<u8>>>();
+}
+
+#[test]
 fn ms_queue_is_send_and_sync_iff_t_is_send() {
     // The default scheme.
     send::<MsQueue<String>>();
@@ -143,8 +161,11 @@ fn array_queue_is_send_and_sync_iff_t_is_send() {
 #[test]
 fn into_iters_follow_their_container() {
     use array_queue::IntoIter as RingIter;
+    use lprq::IntoIter as LprqIter;
     use ms_queue::IntoIter as QueueIter;
     use treiber::IntoIter as StackIter;
+    check_container!(LprqIter, epoch::Epoch);
+    check_container!(LprqIter, hazard::Hazard);
     check_container!(QueueIter, epoch::Epoch);
     check_container!(QueueIter, hazard::Hazard);
     check_container!(StackIter, epoch::Epoch);
