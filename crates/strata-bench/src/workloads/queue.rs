@@ -1,4 +1,5 @@
-//! Queue workloads: Strata's Michael–Scott queue (over epochs and over hazard pointers)
+//! Queue workloads: Strata's LPRQ queue (`strata_queue::Queue`), its Michael–Scott queue
+//! (over epochs and over hazard pointers)
 //! and its bounded array queue beside crossbeam-queue, concurrent-queue and a
 //! `Mutex<VecDeque>`.
 //!
@@ -118,6 +119,7 @@ pub fn register(v: &mut Vec<Workload>) {
 /// The unbounded queues, running `shape`.
 fn unbounded(shape: Shape) -> Vec<Impl> {
     vec![
+        imp("strata-lprq", Kind::Strata, shape, strata_queue::Queue::<u64>::new),
         imp("strata-ms-epoch", Kind::Strata, shape, MsQueue::<u64>::new),
         imp("strata-ms-hazard", Kind::Strata, shape, || {
             MsQueue::<u64, Hazard>::with_reclaim(Hazard)
@@ -340,6 +342,19 @@ fn prodcons_fixed(q: &impl Queue, iters: u64) {
 
 // ---------------------------------------------------------------------------------
 // The queues.
+
+impl<R: Reclaim> Queue for strata_queue::Queue<u64, R> {
+    #[inline]
+    fn push(&self, value: u64) -> bool {
+        strata_queue::Queue::push(self, value);
+        true
+    }
+
+    #[inline]
+    fn pop(&self) -> Option<u64> {
+        strata_queue::Queue::pop(self)
+    }
+}
 
 impl<R: Reclaim> Queue for MsQueue<u64, R> {
     #[inline]
