@@ -22,8 +22,9 @@
 //! `t mod R` (spread so that consecutive tickets fall on different cache lines). Each
 //! cell has two words and a value slot:
 //! * `idx`: an *unsafe* bit, and an index: the cell may take the item of ticket `t`
-//!   only if `idx <= t`; once it holds the item of ticket `t`, or once the pop of
-//!   ticket `t - R` has given up on it, `idx = t + R`;
+//!   only if `idx <= t`; once the push of ticket `t` has claimed it, or once the pop
+//!   of ticket `t` has given up on it, `idx = t + R`. The word only grows or gains the
+//!   unsafe bit, so it never takes the same value twice;
 //! * `val`: the cell's state: empty, *reserved* by the push of ticket `t`, full, or
 //!   reserved and *cancelled* (see below).
 //!
@@ -34,13 +35,15 @@
 //! full). Any failure costs the ticket and the push takes another.
 //!
 //! A pop takes a ticket `h = head.fetch_add(1)` and looks at the cell:
-//! * full with `idx == h + R`: the item of ticket `h`, which only this pop can take:
-//!   it reads the value and stores `val = empty` (**the linearization point** of the
-//!   pair is the ticket order; see the paper, §4);
+//! * full with `idx == h + R`, both seen in one consistent view (`idx` loaded before
+//!   and after `val`): the item of ticket `h`, which only this pop can take: it reads
+//!   the value and stores `val = empty` (operations are ordered by their tickets; see
+//!   the paper for the linearizability argument);
 //! * full with an older item (`idx < h + R`, a slow pop of that older ticket has not
 //!   taken it yet): it marks the cell unsafe and gives up its ticket;
 //! * empty or reserved: it waits a bounded number of spins for the push of ticket `h`
-//!   (only if `tail > h + 1`, so that push has its ticket), then gives up: it cancels
+//!   (only if `tail > h + 1`, so that push has its ticket, and the ring is open and the
+//!   cell safe), then gives up: it cancels
 //!   a reservation it finds and advances `idx` to `h + R`, so that no push of ticket
 //!   `h` can complete there.
 //!
@@ -98,7 +101,7 @@
 //! `const fn`, as crossbeam's is). A retired ring's cell array goes to a cache of
 //! [`CACHE_RINGS`] arrays shared by the queue and its retired rings, then to the
 //! allocator; a new ring takes a cached array before it allocates. A cell is the value
-//! plus 16 bytes, and a ring holds up to [`Queue::ring_size`] cells (by default 1024,
+//! plus 16 bytes (rounded up to the value's alignment), and a ring holds up to [`Queue::ring_size`] cells (by default 1024,
 //! fewer for values over 16 bytes, so that a ring stays near 32 KiB).
 
 use core::fmt;
@@ -190,7 +193,7 @@ impl<T> Cache<T> {
         }
     }
 
-    /// An array from the cache, or a new one (contents unspecified: [`Ring::init`]
+    /// An array from the cache, or a new one (contents unspecified: [`Ring::alloc`]
     /// writes every cell's words; no slot holds a value).
     fn take(&self) -> *mut Cell<T> {
         for slot in &self.slots {
@@ -269,7 +272,8 @@ pub(crate) struct Ring<T> {
     cells: *mut Cell<T>,
     /// `ring_size - 1`.
     mask: u64,
-    /// An odd multiplier mapping consecutive tickets to cells at least 128 bytes apart.
+    /// An odd multiplier mapping consecutive tickets to cells at least 128 bytes apart
+    /// (in rings large enough to have them).
     stride: u64,
     /// Where `cells` goes when the ring is freed.
     cache: Arc<Cache<T>>,
@@ -478,15 +482,29 @@ impl<T> Ring<T> {
     /// Pops the oldest value of this ring, or `None` if the ring had none.
     #[inline]
     pub(crate) fn pop(&self) -> Option<T> {
+        self.pop_with(&mut |_| {})
+    }
+
+    /// [`pop`](Self::pop), calling `hook` at [`Stage::PopSawIndex`] (the test-only
+    /// hook; `pop` passes a no-op, which compiles away).
+    #[inline]
+    pub(crate) fn pop_with(&self, hook: &mut impl FnMut(Stage)) -> Option<T> {
         let size = self.size();
         let h = self.head.fetch_add(1, Ordering::SeqCst);
         loom_fence();
         let cell = self.cell(h);
-        // The common case: the item of ticket `h` is there. `idx == h + size` read
-        // before FULL means FULL is that item's: `idx` becomes `h + size` only by the
-        // claim of the push of `h` (a pop of `h` is us), which needs an empty cell.
-        if cell.idx.load(Ordering::SeqCst) & !UNSAFE == h + size
+        // The common case: the item of ticket `h` is there. A consistent view of
+        // `idx == h + size` and FULL is that item: `idx` is re-read after `val`, and an
+        // `idx` word never takes the same value twice (it only gains the unsafe bit or
+        // grows), so both loads saw one state. Without the re-read, `val` could be
+        // FULL with a later push's item: the push of `h` claims the cell, a pop of
+        // `h + size` cancels it and moves `idx` on, a push of `h + 2 * size` fills
+        // the cell, and only then would this pop read `val`.
+        let idx = cell.idx.load(Ordering::SeqCst);
+        hook(Stage::PopSawIndex);
+        if idx & !UNSAFE == h + size
             && cell.val.load(Ordering::SeqCst) == FULL
+            && cell.idx.load(Ordering::SeqCst) == idx
         {
             return Some(Self::take(cell));
         }
@@ -497,9 +515,10 @@ impl<T> Ring<T> {
     #[inline(always)]
     fn take(cell: &Cell<T>) -> T {
         let v = cell.data.with(|p| {
-            // SAFETY: FULL with `idx == h + size` is the item pushed with ticket `h`,
-            // committed (Release) before our Acquire load of FULL; no other pop has
-            // ticket `h`, and no push touches a FULL cell.
+            // SAFETY: the caller saw FULL and `idx == h + size` in one consistent view
+            // (`idx` loaded before and after `val`, unchanged): the item pushed with
+            // ticket `h`, committed (Release) before our Acquire load of FULL; no other
+            // pop has ticket `h`, and no push touches a FULL cell.
             unsafe { ptr::read(p).assume_init() }
         });
         // Release: our read of the slot happens before the next push's reservation
@@ -644,13 +663,16 @@ impl<T> Ring<T> {
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
-        // SAFETY: the ring is being freed, so nobody else reaches its cells; whoever
-        // frees a ring has taken out (or dropped) its values first.
+        // SAFETY: the ring is being freed, so nobody else reaches its cells, and it
+        // holds no value: `Queue::drop` drops the values of the rings it frees, a
+        // never-shared spare is emptied by `take_first`, and a retired ring was
+        // drained (every ticket below its closed `tail` belongs to a pop that protected
+        // the ring until it took its value; see `Queue::pop`).
         unsafe { self.cache.give(self.cells) }
     }
 }
 
-/// Where a push is, for the test-only hook that stops it there.
+/// Where a push or a pop is, for the test-only hook that stops it there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stage {
     /// It has a ticket and has not looked at the cell.
@@ -659,6 +681,8 @@ pub(crate) enum Stage {
     Reserved,
     /// It wrote the value and has not committed it.
     Written,
+    /// A pop has its ticket and has read its cell's `idx`, not yet `val`.
+    PopSawIndex,
 }
 
 /// Under loom only: a SeqCst fence where the algorithm relies on the single total order
@@ -914,6 +938,13 @@ impl<T, R: Reclaim> Queue<T, R> {
     /// Removes the value at the front, or returns `None` if the queue is empty.
     /// Lock-free.
     pub fn pop(&self) -> Option<T> {
+        self.pop_with(&mut |_| {})
+    }
+
+    /// [`pop`](Self::pop), passing `hook` to the pops of the head ring (the test-only
+    /// hook).
+    #[inline]
+    pub(crate) fn pop_with(&self, hook: &mut impl FnMut(Stage)) -> Option<T> {
         let mut g = self.reclaim.guard();
         loop {
             let ring = g.protect(&self.head);
@@ -922,7 +953,7 @@ impl<T, R: Reclaim> Queue<T, R> {
             }
             // SAFETY: protected.
             let r = unsafe { &*ring };
-            if let Some(v) = r.pop() {
+            if let Some(v) = r.pop_with(hook) {
                 return Some(v);
             }
             let next = r.next.load(Ordering::Acquire);
@@ -931,7 +962,7 @@ impl<T, R: Reclaim> Queue<T, R> {
             }
             // `next` is set only after the ring closed, so this pop's `None` may have
             // raced with the last pushes into it; one more pop settles it.
-            if let Some(v) = r.pop() {
+            if let Some(v) = r.pop_with(hook) {
                 return Some(v);
             }
             // `tail` must not point at the ring we unlink: move it on if it lags (it
@@ -951,6 +982,8 @@ impl<T, R: Reclaim> Queue<T, R> {
                 // retires it. Every value still in it has a pop holding its ticket
                 // (the ring is closed and this pop found it drained), which takes the
                 // value while it protects the ring, before the ring can be freed.
+                // Dropping a `Ring<T>` on another thread touches no `T` (its slots
+                // are `MaybeUninit` and empty): it gives the cell array to the cache.
                 unsafe { g.retire(ring) };
             }
         }
@@ -964,23 +997,29 @@ impl<T, R: Reclaim> Queue<T, R> {
     /// The number of values in the queue, approximately: the sum over its rings of
     /// `tail - head` (at most the ring size), read without stopping the other threads.
     /// With no operation in flight it is never below the true count, and it is exact
-    /// unless a push lost a ticket to a race: such a ticket counts one until a pop
-    /// passes it. After a pop has returned `None` (and nothing ran since), it is 0.
+    /// unless a push lost a ticket to a race (or took one on a ring already closed):
+    /// such a ticket counts one until a pop passes it. After a pop has returned `None`
+    /// (and nothing ran since), it is 0.
     pub fn len(&self) -> usize {
+        // Three guards: `gf` keeps the first ring protected for the whole walk (so
+        // that `head == first` below compares against a ring that cannot have been
+        // freed and its address reused), `g` and `gn` go hand over hand.
+        let mut gf = self.reclaim.guard();
         let mut g = self.reclaim.guard();
         let mut gn = self.reclaim.guard();
         'retry: loop {
-            let first = g.protect(&self.head);
+            let first = gf.protect(&self.head);
             let mut ring = first;
             let mut total = 0u64;
             while !ring.is_null() {
-                // SAFETY: `ring` is protected by `g` (the first) or `gn`, and was
+                // SAFETY: `ring` is protected by `gf` (the first) or `g`, and was
                 // validated as still linked (below).
                 let r = unsafe { &*ring };
                 total += r.len();
                 let next = gn.protect(&r.next);
-                // Acquire: rings behind `head` are retired in list order, so while
-                // `head` is still `first`, none of its successors is retired and
+                // Acquire: rings are retired in list order, each by the CAS that
+                // moves `head` off it, so while `head` is still `first` (protected,
+                // so not a reused address), none of its successors is retired and
                 // `next` was protected in time.
                 if self.head.load(Ordering::Acquire) != first {
                     continue 'retry;

@@ -332,6 +332,64 @@ mod plain {
         stalled_push(Stage::Written, 1024);
     }
 
+    /// The pop fast path must see `idx` and `val` in one state. Here a pop stops
+    /// between its load of `idx` (which shows the cell claimed for its ticket) and its
+    /// load of `val`; meanwhile the push of that ticket is cancelled by a later pop and
+    /// retries, and another push fills the same cell a lap later. The stopped pop must
+    /// then return the retried value, which is older, not the newer one in its cell.
+    /// (A review found this: the fast path once skipped the re-read of `idx`.)
+    #[test]
+    fn pop_does_not_take_a_later_laps_value() {
+        let q = Arc::new(Queue::<u64>::with_ring_size(2));
+        /// A hook that stops its thread the first time it reaches `stage`, with its
+        /// own pair of barriers (stopped, resume).
+        fn stopper(stage: Stage) -> (impl FnMut(Stage) + Send, Arc<Barrier>, Arc<Barrier>) {
+            let stopped = Arc::new(Barrier::new(2));
+            let resume = Arc::new(Barrier::new(2));
+            let (s2, r2) = (Arc::clone(&stopped), Arc::clone(&resume));
+            let mut once = true;
+            let hook = move |s: Stage| {
+                if s == stage && once {
+                    once = false;
+                    s2.wait();
+                    r2.wait();
+                }
+            };
+            (hook, stopped, resume)
+        }
+        // Push A takes ticket 0, claims cell 0, and stops before writing.
+        let (mut hook_a, stopped_a, resume_a) = stopper(Stage::Reserved);
+        let a = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.push_with(100, &mut hook_a))
+        };
+        stopped_a.wait();
+        // Pop P takes ticket 0, reads `idx` (claimed for ticket 0), and stops.
+        let (mut hook_p, stopped_p, resume_p) = stopper(Stage::PopSawIndex);
+        let p = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.pop_with(&mut hook_p))
+        };
+        stopped_p.wait();
+        // Tickets 1 and 2: the second cancels A's reservation of cell 0.
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.pop(), None);
+        // A finds its reservation cancelled and pushes with a new ticket (cell 1).
+        resume_a.wait();
+        a.join().unwrap();
+        // B fills cell 0 a lap later.
+        q.push(200);
+        // P resumes: A's value is the oldest.
+        resume_p.wait();
+        assert_eq!(
+            p.join().unwrap(),
+            Some(100),
+            "a pop took a later lap's value"
+        );
+        assert_eq!(q.pop(), Some(200));
+        assert_eq!(q.pop(), None);
+    }
+
     #[test]
     fn fifo_across_many_rings() {
         for size in [2, 4, 64] {
