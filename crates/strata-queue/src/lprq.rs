@@ -479,14 +479,16 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Pops the oldest value of this ring, or `None` if the ring had none.
-    #[inline]
+    /// Pops the oldest value of this ring, or `None` if the ring had none (the
+    /// ring-level loom models use it; the queue calls [`pop_with`](Self::pop_with)).
+    #[cfg(test)]
     pub(crate) fn pop(&self) -> Option<T> {
         self.pop_with(&mut |_| {})
     }
 
-    /// [`pop`](Self::pop), calling `hook` at [`Stage::PopSawIndex`] (the test-only
-    /// hook; `pop` passes a no-op, which compiles away).
+    /// Pops the oldest value of this ring, or `None` if the ring had none, calling
+    /// `hook` at [`Stage::PopSawIndex`] (the test-only hook; [`Queue::pop`] passes a
+    /// no-op, which compiles away).
     #[inline]
     pub(crate) fn pop_with(&self, hook: &mut impl FnMut(Stage)) -> Option<T> {
         let size = self.size();
