@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `primitives` | [`primitives`] | `strata-primitives`: the atomics/loom shim, parking, backoff, `CachePadded` |
 //! | `reclaim` | [`reclaim`] | `strata-reclaim`: epoch/RCU and hazard-pointer reclamation |
-//! | `queue` | [`queue`] | `strata-queue`: lock-free queue and stack, bounded MPMC ring |
+//! | `queue` | [`queue`] | `strata-queue`: the LPRQ and Michael–Scott unbounded MPMC queues, a stack, a bounded MPMC ring, a work-stealing deque |
 //!
 //! ```
 //! let guard = strata::reclaim::epoch::pin();
