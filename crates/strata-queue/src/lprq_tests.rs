@@ -332,6 +332,71 @@ mod plain {
         stalled_push(Stage::Written, 1024);
     }
 
+    /// A pop stopped after taking its ticket (before reading its cell) delays nobody:
+    /// the value at its ticket stays reserved for it, and another thread pushes and
+    /// pops `N` values to completion meanwhile, in order, across ring closes and
+    /// unlinks (the stopped pop's guard keeps its ring allocated). Then the stopped pop
+    /// completes with the value of its ticket.
+    fn stalled_pop(ring_size: usize) {
+        let q = Arc::new(Queue::<u64>::with_ring_size(ring_size));
+        q.push(u64::MAX);
+        let stopped = Arc::new(Barrier::new(2));
+        let resume = Arc::new(Barrier::new(2));
+        let staller = {
+            let (q, stopped, resume) = (Arc::clone(&q), Arc::clone(&stopped), Arc::clone(&resume));
+            thread::spawn(move || {
+                let mut once = true;
+                q.pop_with(&mut |s| {
+                    if s == Stage::PopSawIndex && once {
+                        once = false;
+                        stopped.wait();
+                        resume.wait();
+                    }
+                })
+            })
+        };
+        stopped.wait();
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                for i in 0..N {
+                    q.push(i);
+                    if i % 3 == 2 {
+                        got.extend(q.pop());
+                        got.extend(q.pop());
+                    }
+                }
+                got.extend(core::iter::from_fn(|| q.pop()));
+                tx.send(got).unwrap();
+            })
+        };
+        let timeout = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
+        let got = rx
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("pushes and pops waited for the stopped pop"));
+        worker.join().unwrap();
+        let expected: Vec<u64> = (0..N).collect();
+        assert_eq!(
+            got, expected,
+            "values lost, duplicated or reordered during the stall"
+        );
+        resume.wait();
+        assert_eq!(
+            staller.join().unwrap(),
+            Some(u64::MAX),
+            "the stopped pop's value"
+        );
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn stalled_pop_blocks_nobody() {
+        stalled_pop(4);
+        stalled_pop(1024);
+    }
+
     /// The pop fast path must see `idx` and `val` in one state. Here a pop stops
     /// between its load of `idx` (which shows the cell claimed for its ticket) and its
     /// load of `val`; meanwhile the push of that ticket is cancelled by a later pop and
