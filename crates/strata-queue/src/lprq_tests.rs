@@ -258,32 +258,41 @@ mod plain {
     /// Values the other threads push and pop while one push is stopped.
     const N: u64 = if cfg!(miri) { 60 } else { 20_000 };
 
-    /// Stops one push at `stage` (the first time it gets there) and checks that, while
-    /// it is stopped, another thread pushes and pops `N` values to completion, in
-    /// order; then lets it finish and checks its value arrives exactly once.
-    fn stalled_push(stage: Stage, ring_size: usize) {
-        let q = Arc::new(Queue::<u64>::with_ring_size(ring_size));
-        let stopped = Arc::new(Barrier::new(2));
-        let resume = Arc::new(Barrier::new(2));
-        let staller = {
-            let (q, stopped, resume) = (Arc::clone(&q), Arc::clone(&stopped), Arc::clone(&resume));
-            thread::spawn(move || {
-                let mut once = true;
-                q.push_with(u64::MAX, &mut |s| {
-                    if s == stage && once {
-                        once = false;
-                        stopped.wait();
-                        resume.wait();
-                    }
-                });
-            })
-        };
-        stopped.wait();
-        // The push is stopped at `stage`. Another thread pushes and pops N values; if
-        // anything waited for the stopped push, it would never finish.
+    /// A hook that stops its thread the first time it reaches `stage`, until the
+    /// test waits on `resume`; the test waits on `stopped` to know it got there.
+    struct Stopper {
+        stopped: Arc<Barrier>,
+        resume: Arc<Barrier>,
+    }
+
+    impl Stopper {
+        fn new() -> Self {
+            Stopper {
+                stopped: Arc::new(Barrier::new(2)),
+                resume: Arc::new(Barrier::new(2)),
+            }
+        }
+
+        fn hook(&self, stage: Stage) -> impl FnMut(Stage) + Send + 'static {
+            let (stopped, resume) = (Arc::clone(&self.stopped), Arc::clone(&self.resume));
+            let mut once = true;
+            move |s| {
+                if s == stage && once {
+                    once = false;
+                    stopped.wait();
+                    resume.wait();
+                }
+            }
+        }
+    }
+
+    /// While another thread is stopped inside an operation on `q`: a worker pushes
+    /// `N` values and pops as it goes, then drains. Asserts it finishes (if anything
+    /// waited for the stopped thread, it would not) and gets exactly `0..N` in order.
+    fn work_during_stall(q: &Arc<Queue<u64>>, what: &str) {
         let (tx, rx) = mpsc::channel();
         let worker = {
-            let q = Arc::clone(&q);
+            let q = Arc::clone(q);
             thread::spawn(move || {
                 let mut got = Vec::new();
                 for i in 0..N {
@@ -300,15 +309,29 @@ mod plain {
         let timeout = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
         let got = rx
             .recv_timeout(timeout)
-            .unwrap_or_else(|_| panic!("pushes and pops waited for the push stopped at {stage:?}"));
+            .unwrap_or_else(|_| panic!("pushes and pops waited for {what}"));
         worker.join().unwrap();
-        // The stopped push has not completed, so its value cannot have been popped.
         let expected: Vec<u64> = (0..N).collect();
         assert_eq!(
             got, expected,
-            "values lost, duplicated or reordered during the stall"
+            "{what}: values lost, duplicated or reordered"
         );
-        resume.wait();
+    }
+
+    /// Stops one push at `stage` (the first time it gets there); meanwhile another
+    /// thread pushes and pops `N` values to completion, in order. Then the push
+    /// finishes and its value arrives exactly once (it was not visible before: the
+    /// push had not completed).
+    fn stalled_push(stage: Stage, ring_size: usize) {
+        let q = Arc::new(Queue::<u64>::with_ring_size(ring_size));
+        let stop = Stopper::new();
+        let staller = {
+            let (q, mut hook) = (Arc::clone(&q), stop.hook(stage));
+            thread::spawn(move || q.push_with(u64::MAX, &mut hook))
+        };
+        stop.stopped.wait();
+        work_during_stall(&q, &format!("a push stopped at {stage:?}"));
+        stop.resume.wait();
         staller.join().unwrap();
         assert_eq!(q.pop(), Some(u64::MAX), "the stopped push's value");
         assert_eq!(q.pop(), None);
@@ -340,49 +363,14 @@ mod plain {
     fn stalled_pop(ring_size: usize) {
         let q = Arc::new(Queue::<u64>::with_ring_size(ring_size));
         q.push(u64::MAX);
-        let stopped = Arc::new(Barrier::new(2));
-        let resume = Arc::new(Barrier::new(2));
+        let stop = Stopper::new();
         let staller = {
-            let (q, stopped, resume) = (Arc::clone(&q), Arc::clone(&stopped), Arc::clone(&resume));
-            thread::spawn(move || {
-                let mut once = true;
-                q.pop_with(&mut |s| {
-                    if s == Stage::PopSawIndex && once {
-                        once = false;
-                        stopped.wait();
-                        resume.wait();
-                    }
-                })
-            })
+            let (q, mut hook) = (Arc::clone(&q), stop.hook(Stage::PopSawIndex));
+            thread::spawn(move || q.pop_with(&mut hook))
         };
-        stopped.wait();
-        let (tx, rx) = mpsc::channel();
-        let worker = {
-            let q = Arc::clone(&q);
-            thread::spawn(move || {
-                let mut got = Vec::new();
-                for i in 0..N {
-                    q.push(i);
-                    if i % 3 == 2 {
-                        got.extend(q.pop());
-                        got.extend(q.pop());
-                    }
-                }
-                got.extend(core::iter::from_fn(|| q.pop()));
-                tx.send(got).unwrap();
-            })
-        };
-        let timeout = Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
-        let got = rx
-            .recv_timeout(timeout)
-            .unwrap_or_else(|_| panic!("pushes and pops waited for the stopped pop"));
-        worker.join().unwrap();
-        let expected: Vec<u64> = (0..N).collect();
-        assert_eq!(
-            got, expected,
-            "values lost, duplicated or reordered during the stall"
-        );
-        resume.wait();
+        stop.stopped.wait();
+        work_during_stall(&q, "a stopped pop");
+        stop.resume.wait();
         assert_eq!(
             staller.join().unwrap(),
             Some(u64::MAX),
@@ -406,46 +394,30 @@ mod plain {
     #[test]
     fn pop_does_not_take_a_later_laps_value() {
         let q = Arc::new(Queue::<u64>::with_ring_size(2));
-        /// A hook that stops its thread the first time it reaches `stage`, with its
-        /// own pair of barriers (stopped, resume).
-        fn stopper(stage: Stage) -> (impl FnMut(Stage) + Send, Arc<Barrier>, Arc<Barrier>) {
-            let stopped = Arc::new(Barrier::new(2));
-            let resume = Arc::new(Barrier::new(2));
-            let (s2, r2) = (Arc::clone(&stopped), Arc::clone(&resume));
-            let mut once = true;
-            let hook = move |s: Stage| {
-                if s == stage && once {
-                    once = false;
-                    s2.wait();
-                    r2.wait();
-                }
-            };
-            (hook, stopped, resume)
-        }
         // Push A takes ticket 0, claims cell 0, and stops before writing.
-        let (mut hook_a, stopped_a, resume_a) = stopper(Stage::Reserved);
+        let stop_a = Stopper::new();
         let a = {
-            let q = Arc::clone(&q);
-            thread::spawn(move || q.push_with(100, &mut hook_a))
+            let (q, mut hook) = (Arc::clone(&q), stop_a.hook(Stage::Reserved));
+            thread::spawn(move || q.push_with(100, &mut hook))
         };
-        stopped_a.wait();
+        stop_a.stopped.wait();
         // Pop P takes ticket 0, reads `idx` (claimed for ticket 0), and stops.
-        let (mut hook_p, stopped_p, resume_p) = stopper(Stage::PopSawIndex);
+        let stop_p = Stopper::new();
         let p = {
-            let q = Arc::clone(&q);
-            thread::spawn(move || q.pop_with(&mut hook_p))
+            let (q, mut hook) = (Arc::clone(&q), stop_p.hook(Stage::PopSawIndex));
+            thread::spawn(move || q.pop_with(&mut hook))
         };
-        stopped_p.wait();
+        stop_p.stopped.wait();
         // Tickets 1 and 2: the second cancels A's reservation of cell 0.
         assert_eq!(q.pop(), None);
         assert_eq!(q.pop(), None);
         // A finds its reservation cancelled and pushes with a new ticket (cell 1).
-        resume_a.wait();
+        stop_a.resume.wait();
         a.join().unwrap();
         // B fills cell 0 a lap later.
         q.push(200);
         // P resumes: A's value is the oldest.
-        resume_p.wait();
+        stop_p.resume.wait();
         assert_eq!(
             p.join().unwrap(),
             Some(100),
