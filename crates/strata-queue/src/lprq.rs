@@ -90,10 +90,11 @@
 //!
 //! Lock-free. No operation waits for another: a pop facing a slow push waits at most a
 //! bounded number of spins and then takes that push's ticket away; a push that keeps
-//! losing its tickets closes the ring and links a new one holding its value. Pops can
-//! keep a push failing only by completing themselves. `tests: a push stopped at each of
-//! its stages` (the `stalled_push_*` unit tests) stop one push in the middle, with a
-//! test-only hook, and check that other threads' pushes and pops complete meanwhile.
+//! losing its tickets closes the ring and links a new one holding its value. A pop
+//! can make a push fail only by taking a ticket itself, so some operation always
+//! advances. The `stalled_push_*` and `stalled_pop_blocks_nobody` unit tests stop one
+//! push (at each of its stages) or one pop in the middle, with a test-only hook, and
+//! check that another thread's pushes and pops complete meanwhile.
 //!
 //! # Memory
 //!
