@@ -42,12 +42,25 @@ pub use parker::{Parker, Unparker};
 /// `true` when compiled under `--cfg strata_loom`. Use it to shrink sizes in tests.
 pub const LOOM: bool = cfg!(strata_loom);
 
-/// Atomics and `Arc`: loom's under `strata_loom`, std's otherwise.
+/// Atomics, `Arc` and the blocking locks: loom's under `strata_loom`, std's otherwise.
 pub mod sync {
     #[cfg(strata_loom)]
     pub use loom::sync::Arc;
     #[cfg(not(strata_loom))]
     pub use std::sync::Arc;
+
+    // Blocking locks, for the blocking types of strata-sync (their waits and wake-ups
+    // are modelled by loom under `strata_loom`). Both sets report poisoning through
+    // `LockResult`.
+    #[cfg(strata_loom)]
+    pub use loom::sync::{
+        Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+    };
+    #[cfg(not(strata_loom))]
+    pub use std::sync::{
+        Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, WaitTimeoutResult,
+    };
+    pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
     /// Atomic types, orderings and fences.
     pub mod atomic {
