@@ -84,6 +84,12 @@ struct Cli {
     /// The README that --readme rewrites [default: <workspace>/README.md].
     #[arg(long, value_name = "FILE", requires = "readme")]
     readme_file: Option<PathBuf>,
+
+    /// With --readme: rewrite the table between `<!-- strata-bench:begin NAME -->` and
+    /// `<!-- strata-bench:end NAME -->` instead of the default markers, so that each
+    /// run's table (a `--filter`ed run per layer, say) has its own place.
+    #[arg(long, value_name = "NAME", requires = "readme")]
+    readme_section: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -355,7 +361,8 @@ fn real_main() -> Result<ExitCode, String> {
             .readme_file
             .clone()
             .unwrap_or_else(|| workspace_root().join("README.md"));
-        report::update_readme(csv, &readme).map_err(|e| e.to_string())?;
+        report::update_readme(csv, &readme, cli.readme_section.as_deref())
+            .map_err(|e| e.to_string())?;
         println!("updated the strata-bench table in {}", readme.display());
         return Ok(ExitCode::SUCCESS);
     }

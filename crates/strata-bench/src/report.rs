@@ -41,20 +41,28 @@ pub enum ReportError {
     },
     /// A README lacks a marker line.
     #[error(
-        "{}: no line `{marker}`; the README needs the two marker lines `{BEGIN_MARKER}` and `{END_MARKER}` around the generated table",
+        "{}: no line `{marker}`; the README needs the two marker lines `{begin}` and `{end}` around the generated table",
         path.display()
     )]
     MissingMarker {
         /// The README.
         path: PathBuf,
         /// The missing marker.
-        marker: &'static str,
+        marker: String,
+        /// The section's begin marker.
+        begin: String,
+        /// The section's end marker.
+        end: String,
     },
     /// A README's end marker comes before its begin marker.
-    #[error("{}: `{END_MARKER}` comes before `{BEGIN_MARKER}`", path.display())]
+    #[error("{}: `{end}` comes before `{begin}`", path.display())]
     MarkerOrder {
         /// The README.
         path: PathBuf,
+        /// The section's begin marker.
+        begin: String,
+        /// The section's end marker.
+        end: String,
     },
 }
 
@@ -62,6 +70,34 @@ pub enum ReportError {
 pub const BEGIN_MARKER: &str = "<!-- strata-bench:begin -->";
 /// The line before which the README table ends.
 pub const END_MARKER: &str = "<!-- strata-bench:end -->";
+
+/// The two marker lines around one generated table of a README: the default table's
+/// ([`BEGIN_MARKER`], [`END_MARKER`]), or a named section's
+/// (`<!-- strata-bench:begin NAME -->` … `<!-- strata-bench:end NAME -->`), so that the
+/// tables of separate runs (one per issue, say) can sit in one README.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Markers {
+    /// The begin line.
+    pub begin: String,
+    /// The end line.
+    pub end: String,
+}
+
+impl Markers {
+    /// The markers of section `name`, or the default ones for `None`.
+    pub fn section(name: Option<&str>) -> Markers {
+        match name {
+            None => Markers {
+                begin: BEGIN_MARKER.to_owned(),
+                end: END_MARKER.to_owned(),
+            },
+            Some(n) => Markers {
+                begin: format!("<!-- strata-bench:begin {n} -->"),
+                end: format!("<!-- strata-bench:end {n} -->"),
+            },
+        }
+    }
+}
 
 /// The machine and run recorded in the CSV header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1003,22 +1039,27 @@ pub fn replace_between_markers(
     readme: &str,
     table: &str,
     path: &Path,
+    markers: &Markers,
 ) -> Result<String, ReportError> {
     let lines: Vec<&str> = readme.split_inclusive('\n').collect();
-    let find = |marker: &'static str| {
+    let find = |marker: &str| {
         lines
             .iter()
             .position(|l| l.trim() == marker)
             .ok_or_else(|| ReportError::MissingMarker {
                 path: path.to_owned(),
-                marker,
+                marker: marker.to_owned(),
+                begin: markers.begin.clone(),
+                end: markers.end.clone(),
             })
     };
-    let begin = find(BEGIN_MARKER)?;
-    let end = find(END_MARKER)?;
+    let begin = find(&markers.begin)?;
+    let end = find(&markers.end)?;
     if end < begin {
         return Err(ReportError::MarkerOrder {
             path: path.to_owned(),
+            begin: markers.begin.clone(),
+            end: markers.end.clone(),
         });
     }
     let mut out: String = lines[..=begin].concat();
@@ -1034,14 +1075,23 @@ pub fn replace_between_markers(
 }
 
 /// Reads `report_csv`, computes the ratios and rewrites the table between the markers
-/// of `readme`.
-pub fn update_readme(report_csv: &Path, readme: &Path) -> Result<(), ReportError> {
+/// of section `section` (the default markers for `None`) of `readme`.
+pub fn update_readme(
+    report_csv: &Path,
+    readme: &Path,
+    section: Option<&str>,
+) -> Result<(), ReportError> {
     let (meta, rows) = read_report_csv(report_csv)?;
     let text = std::fs::read_to_string(readme).map_err(|source| ReportError::Read {
         path: readme.to_owned(),
         source,
     })?;
-    let new = replace_between_markers(&text, &readme_table(&meta, &rows), readme)?;
+    let new = replace_between_markers(
+        &text,
+        &readme_table(&meta, &rows),
+        readme,
+        &Markers::section(section),
+    )?;
     std::fs::write(readme, new).map_err(|source| ReportError::Write {
         path: readme.to_owned(),
         source,
@@ -1179,40 +1229,44 @@ mod tests {
         ));
         let fixture = include_str!("../tests/fixtures/README.md");
         let p = Path::new("README.md");
-        let out = replace_between_markers(fixture, &table, p).unwrap();
+        let m = Markers::section(None);
+        let out = replace_between_markers(fixture, &table, p, &m).unwrap();
         assert!(out.starts_with("# Fixture\n"));
         assert!(out.contains(&format!("{BEGIN_MARKER}\n{table}{END_MARKER}\n")));
         assert!(!out.contains("old table"));
         assert!(out.ends_with("Text after the table.\n"));
         // Idempotent.
-        assert_eq!(replace_between_markers(&out, &table, p).unwrap(), out);
+        assert_eq!(replace_between_markers(&out, &table, p, &m).unwrap(), out);
 
         let missing = fixture.replace(END_MARKER, "");
-        let e = replace_between_markers(&missing, &table, p).unwrap_err();
+        let e = replace_between_markers(&missing, &table, p, &m).unwrap_err();
         assert!(matches!(
-            e,
-            ReportError::MissingMarker {
-                marker: END_MARKER,
-                ..
-            }
+            &e,
+            ReportError::MissingMarker { marker, .. } if marker == END_MARKER
         ));
         assert!(
             e.to_string()
                 .contains("README.md: no line `<!-- strata-bench:end -->`")
         );
-        let e = replace_between_markers("no markers\n", &table, p).unwrap_err();
+        let e = replace_between_markers("no markers\n", &table, p, &m).unwrap_err();
         assert!(matches!(
-            e,
-            ReportError::MissingMarker {
-                marker: BEGIN_MARKER,
-                ..
-            }
+            &e,
+            ReportError::MissingMarker { marker, .. } if marker == BEGIN_MARKER
         ));
         let swapped = format!("{END_MARKER}\n{BEGIN_MARKER}\n");
         assert!(matches!(
-            replace_between_markers(&swapped, &table, p),
+            replace_between_markers(&swapped, &table, p, &m),
             Err(ReportError::MarkerOrder { .. })
         ));
+
+        // A named section leaves the default table alone, and the other way round.
+        let sync = Markers::section(Some("sync"));
+        let both = format!("{out}{}\nold sync table\n{}\n", sync.begin, sync.end);
+        let replaced = replace_between_markers(&both, "sync table\n", p, &sync).unwrap();
+        assert!(replaced.starts_with(&out));
+        assert!(replaced.ends_with("<!-- strata-bench:begin sync -->\nsync table\n<!-- strata-bench:end sync -->\n"));
+        let e = replace_between_markers(&out, &table, p, &sync).unwrap_err();
+        assert!(e.to_string().contains("no line `<!-- strata-bench:begin sync -->`"));
     }
 
     #[test]
@@ -1223,16 +1277,16 @@ mod tests {
         let readme = dir.join("README.md");
         std::fs::write(&csv, report_csv(&meta(), &sample_rows())).unwrap();
         std::fs::write(&readme, include_str!("../tests/fixtures/README.md")).unwrap();
-        update_readme(&csv, &readme).unwrap();
+        update_readme(&csv, &readme, None).unwrap();
         let text = std::fs::read_to_string(&readme).unwrap();
         assert!(text.contains("| reclaim/pin | strata-epoch | crossbeam-epoch |"));
         std::fs::write(&readme, "no markers\n").unwrap();
         assert!(matches!(
-            update_readme(&csv, &readme),
+            update_readme(&csv, &readme, None),
             Err(ReportError::MissingMarker { .. })
         ));
         assert!(matches!(
-            update_readme(&dir.join("missing.csv"), &readme),
+            update_readme(&dir.join("missing.csv"), &readme, None),
             Err(ReportError::Read { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
