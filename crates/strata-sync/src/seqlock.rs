@@ -132,9 +132,9 @@ use core::mem::size_of;
 
 use bytemuck::{AnyBitPattern, NoUninit};
 use strata_primitives::Backoff;
-use strata_primitives::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 #[cfg(not(strata_loom))]
 use strata_primitives::sync::atomic::{AtomicU8, AtomicU32};
+use strata_primitives::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 /// The ordering of the store that ends a write (makes the sequence even again).
 /// `Release`; `Relaxed` under `--cfg strata_weaken`, which lets a reader that sees the

@@ -22,7 +22,8 @@
 //! * Writers serialize on a real lock, a [`Mutex<()>`](strata_primitives::sync::Mutex)
 //!   (std's; loom's under `--cfg strata_loom`), so a waiting writer sleeps in the OS
 //!   instead of spinning. Holding it, a writer copies the value out, runs its closure
-//!   on the copy, and only then publishes: generation `g + 1` (`Relaxed`),
+//!   on the copy, and only then publishes: generation `g + 1` (a `Relaxed`
+//!   `fetch_add`),
 //!   `fence(Release)`, the word stores, generation `g + 2` (`Release`). The generation
 //!   is odd only for the length of the word copy, not while the closure runs, so
 //!   optimistic readers are disturbed only by the copy itself.
@@ -331,8 +332,15 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
     /// Publishes `value` while holding the lock: generation `g + 1`, then the
     /// seqlock writer's fence, words and `g + 2`.
     fn publish_locked(&self, value: &T) -> u64 {
-        let odd = self.generation.load(Ordering::Relaxed).wrapping_add(1);
-        self.generation.store(odd, Ordering::Relaxed);
+        // Only lock holders change the generation, so a load and a store would do;
+        // the read-modify-write (uncontended, next to the mutex's own two) makes the
+        // writer's first access to the generation a write, which loom's DPOR needs to
+        // see it race the readers' loads (it remembers one last access per object,
+        // and after a load-then-store that access is the writer's own load).
+        let odd = self
+            .generation
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
         publish(&self.generation, &self.words, odd, value);
         odd.wrapping_add(1)
     }

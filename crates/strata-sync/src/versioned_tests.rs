@@ -161,7 +161,10 @@ fn api_default_from_clone_debug() {
         });
         assert_eq!(
             inside,
-            ("Versioned { value: 4, version: 2, max_tries: 8 }".to_string(), 4)
+            (
+                "Versioned { value: 4, version: 2, max_tries: 8 }".to_string(),
+                4
+            )
         );
     });
 }
@@ -222,7 +225,11 @@ fn panic_in_writer_leaves_value_and_generation() {
     assert!(r.is_err());
     assert_eq!(v.version(), 2);
     assert!(v.validate(2));
-    assert_eq!(v.read_with_version(), ([2; 3], 2), "a fallback read after the panic");
+    assert_eq!(
+        v.read_with_version(),
+        ([2; 3], 2),
+        "a fallback read after the panic"
+    );
     assert_eq!(v.write(|x| x[2] = 0), 4);
     assert_eq!(v.read(), [2, 2, 0]);
 }
