@@ -33,11 +33,13 @@
 //!
 //! # Progress and linearization
 //!
-//! * Reads are blocking but never starved: after a bounded number of optimistic
-//!   attempts (each a few loads, none writing the value's memory) a reader takes the
-//!   lock, and the lock (std's `Mutex`) lets it in once the writer holding it
-//!   releases it. A stream of writers therefore cannot keep a reader retrying
-//!   forever, unlike a plain seqlock's reader.
+//! * Reads are blocking, with bounded optimism: after at most `max_optimistic_tries`
+//!   attempts (each a few loads, none writing the value's memory) a reader stops
+//!   retrying and waits for the writers' mutex, then copies the value under it. So a
+//!   stream of writers cannot keep a reader retrying forever as it can a plain
+//!   seqlock's reader; from then on the reader waits for the lock as a writer would
+//!   (std's `Mutex` promises no fairness, so that wait is bounded only by how the
+//!   lock is shared, not by a count of writes).
 //! * Writers are blocking (a mutex).
 //! * A write takes effect at the `Release` store of its new even generation; an
 //!   optimistic read at its first load of the generation; a fallback read while it
@@ -214,11 +216,11 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
     /// ```
     #[inline]
     pub fn read_with_version(&self) -> (T, u64) {
-        if self.max_tries > 0 {
-            if let Some(found) = read_once(&self.generation, &self.words) {
-                self.count_optimistic();
-                return found;
-            }
+        if self.max_tries > 0
+            && let Some(found) = read_once(&self.generation, &self.words)
+        {
+            self.count_optimistic();
+            return found;
         }
         self.read_slow()
     }
