@@ -59,13 +59,11 @@
 //!
 //! # Statistics
 //!
-//! [`stats`](Versioned::stats) reports how reads went: optimistic successes, failed
-//! optimistic attempts, and fallbacks to the lock. The counters are `Relaxed` and
-//! approximate: the failed attempts and fallbacks are counted exactly (by
-//! `fetch_add`, on slow paths only), but the optimistic successes are counted with a
-//! plain load and store (no read-modify-write on the fast path), so concurrent
-//! readers can lose each other's increments. The counters sit on their own cache line,
-//! away from the value; they are still one line that every successful read writes.
+//! [`stats`](Versioned::stats) reports how reads went wrong: failed optimistic attempts
+//! and fallbacks to the lock, both counted exactly (`Relaxed` `fetch_add`, on the slow
+//! path only). A successful optimistic read writes nothing shared at all, so reads
+//! scale with the readers: counting successes would make every read write one shared
+//! cache line. Count your reads yourself if you need the ratio.
 //!
 //! # Example
 //!
@@ -105,14 +103,11 @@ use crate::seqlock::{Words, publish, read_once};
 /// The default number of optimistic read attempts before a reader takes the lock.
 pub const DEFAULT_MAX_TRIES: u32 = 8;
 
-/// How reads of a [`Versioned`] went, from [`Versioned::stats`]. Approximate (see the
+/// How reads of a [`Versioned`] went wrong, from [`Versioned::stats`] (see the
 /// [module docs](self#statistics)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Reads that succeeded optimistically (approximate: concurrent increments can be
-    /// lost).
-    pub optimistic_reads: u64,
     /// Optimistic attempts that failed (a write was in progress or overlapped the
     /// copy), including the last one before a fallback.
     pub retries: u64,
@@ -122,7 +117,6 @@ pub struct Stats {
 
 /// The statistics counters, on their own cache line.
 struct Counters {
-    optimistic_reads: AtomicU64,
     retries: AtomicU64,
     fallbacks: AtomicU64,
 }
@@ -170,7 +164,6 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
             lock: Mutex::new(()),
             max_tries,
             counters: CachePadded::new(Counters {
-                optimistic_reads: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 fallbacks: AtomicU64::new(0),
             }),
@@ -219,17 +212,9 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
         if self.max_tries > 0
             && let Some(found) = read_once(&self.generation, &self.words)
         {
-            self.count_optimistic();
             return found;
         }
         self.read_slow()
-    }
-
-    /// Counts an optimistic success: a load and a store, not a read-modify-write.
-    #[inline(always)]
-    fn count_optimistic(&self) {
-        let c = &self.counters.optimistic_reads;
-        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 
     #[cold]
@@ -241,7 +226,6 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
             for _ in 1..self.max_tries {
                 backoff.spin();
                 if let Some(found) = read_once(&self.generation, &self.words) {
-                    self.count_optimistic();
                     return found;
                 }
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -347,7 +331,7 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
         odd.wrapping_add(1)
     }
 
-    /// The read statistics so far (approximate; see the
+    /// The failed optimistic attempts and the fallbacks so far (see the
     /// [module docs](self#statistics)).
     ///
     /// ```
@@ -356,11 +340,10 @@ impl<T: NoUninit + AnyBitPattern> Versioned<T> {
     /// let v = Versioned::new(0u32);
     /// v.read();
     /// let s = v.stats();
-    /// assert_eq!((s.optimistic_reads, s.retries, s.fallbacks), (1, 0, 0));
+    /// assert_eq!((s.retries, s.fallbacks), (0, 0));
     /// ```
     pub fn stats(&self) -> Stats {
         Stats {
-            optimistic_reads: self.counters.optimistic_reads.load(Ordering::Relaxed),
             retries: self.counters.retries.load(Ordering::Relaxed),
             fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
         }

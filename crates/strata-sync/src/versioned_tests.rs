@@ -128,7 +128,7 @@ fn api_stats_count_reads() {
         v.read();
         v.read_with_version();
         let s = v.stats();
-        assert_eq!((s.optimistic_reads, s.retries, s.fallbacks), (2, 0, 0));
+        assert_eq!((s.retries, s.fallbacks), (0, 0));
 
         // No optimistic attempt at all: every read takes the lock.
         let locked = Versioned::with_max_tries([1u8; 5], 0);
@@ -136,7 +136,7 @@ fn api_stats_count_reads() {
         locked.store([2; 5]);
         assert_eq!(locked.read_with_version(), ([2; 5], 2));
         let s = locked.stats();
-        assert_eq!((s.optimistic_reads, s.retries, s.fallbacks), (0, 0, 2));
+        assert_eq!((s.retries, s.fallbacks), (0, 2));
     });
 }
 
@@ -262,5 +262,5 @@ fn concurrent_snapshots_match_their_generation() {
     });
     assert_eq!(v.version(), 4 * rounds);
     let s = v.stats();
-    assert_eq!(s.optimistic_reads + s.fallbacks, rounds, "{s:?}");
+    assert!(s.fallbacks <= rounds, "{s:?}");
 }
