@@ -859,9 +859,17 @@ impl Drop for CacheEntry {
     }
 }
 
+#[cfg(not(strata_loom))]
 strata_primitives::thread_local! {
     /// The calling thread's records, by instance id.
     static RECORDS: RefCell<Vec<CacheEntry>> = const { RefCell::new(Vec::new()) };
+}
+
+// loom's `thread_local!` takes no `const` initializer.
+#[cfg(strata_loom)]
+strata_primitives::thread_local! {
+    /// The calling thread's records, by instance id.
+    static RECORDS: RefCell<Vec<CacheEntry>> = RefCell::new(Vec::new());
 }
 
 /// Clears the `in_use` mark of the cache entry of instance `.0` when dropped.

@@ -71,9 +71,10 @@ fn wait_for_published<S: Sequential>(fc: &FlatCombining<S>) -> *mut Rec<S> {
 
 /// Two threads add 1 and 2 through the thread-cache path: the results are distinct
 /// previous values of one sequential order, the final value is 3, and the statistics
-/// count every operation once.
+/// count every operation once. (Not forced: loom explores few interleavings here, and
+/// none in which a weakened publication is read, so it is not marked for
+/// `strata_weaken`; the forced models below are.)
 #[test]
-#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_counter_two_adds() {
     model(|| {
         let c = Arc::new(CombiningCounter::new(0));
@@ -98,12 +99,18 @@ fn loom_waiter_served_by_combiner() {
         assert!(fc.try_lock());
         let fc2 = Arc::clone(&fc);
         let waiter = thread::spawn(move || fc2.handle().apply(AccOp::Add(2)));
-        wait_for_published(&fc);
+        let rec = wait_for_published(&fc);
         let mine = finish(fc.combine_own(AccOp::Add(1)));
+        // SAFETY: records live as long as `fc`.
+        let state = unsafe { (&*rec).state.load(Ordering::Relaxed) };
+        assert_ne!(state, PENDING, "our pass served the waiter's op");
         let theirs = waiter.join().unwrap();
         assert_eq!((mine, theirs), (0, 1), "the waiter's op is applied after ours");
+        // The waiter may have run a pass of its own (empty) if it saw the lock free
+        // before it saw `DONE`.
         let stats = fc.stats();
-        assert_eq!((stats.passes, stats.ops), (1, 2), "one pass applied both");
+        assert_eq!(stats.ops, 2);
+        assert!((1..=2).contains(&stats.passes));
         assert_eq!(fc.handle().apply(AccOp::Add(0)), 3);
     });
 }
@@ -169,7 +176,10 @@ fn loom_handles_claim_and_reuse() {
 /// lock), gets its result, and exits: its cache entry's destructor abandons the
 /// record, which the main thread then claims instead of allocating one.
 #[test]
-#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+#[cfg_attr(
+    strata_weaken,
+    ignore = "the weakened DONE is reported as a race, and the unwinding thread's cache entry then panics in its destructor under loom: an abort, not a report"
+)]
 fn loom_thread_exit_abandons_record() {
     model(|| {
         let fc = Arc::new(FlatCombining::new(Acc(0)));
@@ -180,6 +190,12 @@ fn loom_thread_exit_abandons_record() {
         fc.combine_others();
         assert_eq!(other.join().unwrap(), 0);
         assert_eq!(fc.records(), 1);
+        // Under loom a thread's locals are dropped after `join` returns (std drops them
+        // before): wait for the abandonment.
+        // SAFETY: records live as long as `fc`.
+        while unsafe { (&*rec).claimed.load(Ordering::Acquire) } {
+            thread::yield_now();
+        }
         assert_eq!(fc.claim_record(), rec, "the exited thread's record is reused");
         assert_eq!(fc.records(), 1);
     });
@@ -219,6 +235,7 @@ fn panic_on_fast_path_releases_the_lock() {
 }
 
 #[test]
+#[cfg(not(strata_loom))]
 fn deque_ops() {
     let fc = FlatCombining::new(VecDeque::new());
     assert!(fc.is_empty());
@@ -242,6 +259,7 @@ fn deque_ops() {
 }
 
 #[test]
+#[cfg(not(strata_loom))]
 fn counter_wraps_and_reads() {
     let c = CombiningCounter::default();
     assert_eq!(c.add(u64::MAX), 0);
@@ -252,6 +270,7 @@ fn counter_wraps_and_reads() {
 }
 
 #[test]
+#[cfg(not(strata_loom))]
 fn get_mut_and_default() {
     let mut fc: FlatCombining<VecDeque<u64>> = FlatCombining::default();
     fc.push_back(3);
@@ -261,6 +280,7 @@ fn get_mut_and_default() {
     assert!(format!("{:?}", fc.handle()).contains("Handle"));
 }
 
+#[cfg(not(strata_loom))]
 /// Number of entries in the calling thread's record cache.
 fn cache_len() -> usize {
     RECORDS.with(|c| c.borrow().len())
