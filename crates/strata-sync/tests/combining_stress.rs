@@ -187,3 +187,52 @@ fn panicking_ops_hang_nobody() {
     assert_eq!(fc.apply(Some(0)), adds);
     assert_eq!(fc.stats().ops, THREADS as u64 * per_thread as u64 + 1);
 }
+
+/// A counter whose additions take a while (a few hundred spin hints), so that threads
+/// find the lock busy long enough to publish and be served by the combiner: the
+/// combining path, not only the fast path, is what this stresses.
+struct SlowCounter(u64);
+
+impl Sequential for SlowCounter {
+    type Op = u64;
+    type Output = u64;
+
+    fn apply(&mut self, n: u64) -> u64 {
+        for _ in 0..300 {
+            std::hint::spin_loop();
+        }
+        let prev = self.0;
+        self.0 += n;
+        prev
+    }
+}
+
+/// Slow additions from many threads, half through handles and half through the
+/// thread cache: every previous value is seen exactly once.
+#[test]
+fn slow_additions_are_conserved() {
+    let fc = FlatCombining::new(SlowCounter(0));
+    let per_thread = if cfg!(miri) { 20 } else { 2_000 };
+    let mut seen: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let fc = &fc;
+                s.spawn(move || {
+                    let mut h = (t % 2 == 0).then(|| fc.handle());
+                    (0..per_thread)
+                        .map(|_| match h.as_mut() {
+                            Some(h) => h.apply(1),
+                            None => fc.apply(1),
+                        })
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let total = THREADS as u64 * per_thread;
+    seen.sort_unstable();
+    assert!(seen.iter().copied().eq(0..total));
+    assert_eq!(fc.apply(0), total);
+    assert!(fc.records() <= THREADS);
+}
