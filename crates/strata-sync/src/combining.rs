@@ -608,6 +608,12 @@ impl<S: Sequential> FlatCombining<S> {
         // reads the slot; the `PENDING` store below publishes the write.
         rec.op.with_mut(|p| unsafe { *p = Some(op) });
         rec.state.store(PENDING, publish_ordering());
+        // Link at once, before looking at the lock again: the combiner serves only the
+        // records it finds in the list, so a record linked later would make the next
+        // free lock this thread's own, and short operations would never be combined.
+        if !rec.active.load(Ordering::Acquire) {
+            self.link(rec);
+        }
         let backoff = Backoff::new();
         loop {
             if rec.state.load(Ordering::Acquire) == DONE {
