@@ -51,8 +51,8 @@
 //!
 //! # Iteration does not hold locks while your code runs
 //!
-//! dashmap's iterators hold a shard's read lock for as long as an item of that shard is
-//! alive. Inserting into the map from the loop body then deadlocks when the key falls in
+//! dashmap's iterators hold a shard's read lock while they are on that shard and for as
+//! long as an item taken from it is alive. Inserting into the map from the loop body then deadlocks when the key falls in
 //! the shard being iterated, and a reader-held lock can also stall other threads'
 //! writers while the iterating thread waits for them. Here, [`iter`](StripedMap::iter)
 //! visits the shards one at a time: it takes a shard's read lock, *clones* the shard's

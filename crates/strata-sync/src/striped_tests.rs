@@ -48,16 +48,19 @@ fn constructors_round_clamp_and_reject() {
     assert_eq!(StripedMap::<u64, u64>::try_with_shards(5).unwrap().shards(), 8);
     // Clamped by the plain constructors...
     assert_eq!(StripedMap::<u64, u64>::with_shards(0).shards(), 1);
-    assert_eq!(
-        StripedMap::<u64, u64>::with_shards(usize::MAX).shards(),
-        MAX_SHARDS
-    );
-    assert_eq!(
-        StripedMap::<u64, u64>::try_with_shards(MAX_SHARDS)
-            .unwrap()
-            .shards(),
-        MAX_SHARDS
-    );
+    if !cfg!(miri) {
+        // 2^16 locks: too slow to build under miri.
+        assert_eq!(
+            StripedMap::<u64, u64>::with_shards(usize::MAX).shards(),
+            MAX_SHARDS
+        );
+        assert_eq!(
+            StripedMap::<u64, u64>::try_with_shards(MAX_SHARDS)
+                .unwrap()
+                .shards(),
+            MAX_SHARDS
+        );
+    }
     // ... rejected by the `try_` ones.
     let zero = StripedMap::<u64, u64>::try_with_shards(0).unwrap_err();
     assert_eq!(zero, StripedMapError::ZeroShards);
