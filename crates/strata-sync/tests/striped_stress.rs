@@ -46,7 +46,7 @@ fn with_watchdog(secs: u64, f: impl FnOnce() + Send + 'static) {
 fn upsert_counters_are_exact() {
     const THREADS: u64 = 4;
     const KEYS: u64 = 64;
-    let per_thread = size(20_000, 200);
+    let per_thread = size(20_000, 60);
     let map = StripedMap::<u64, u64>::with_shards(8);
     thread::scope(|s| {
         for t in 0..THREADS {
@@ -60,7 +60,7 @@ fn upsert_counters_are_exact() {
         // A reader meanwhile: counts only grow.
         s.spawn(|| {
             let mut last = 0;
-            for _ in 0..size(20_000, 200) {
+            for _ in 0..size(20_000, 50) {
                 let now = map.get_cloned(&0).unwrap_or(0);
                 assert!(now >= last, "counter 0 went back from {last} to {now}");
                 last = now;
@@ -86,7 +86,7 @@ fn upsert_counters_are_exact() {
 fn removes_and_upserts_conserve_tokens() {
     const KEYS: u64 = 32;
     const PER_KEY: u64 = 100;
-    let rounds = size(20_000, 150);
+    let rounds = size(20_000, 50);
     let map = StripedMap::<u64, u64>::with_shards(4);
     for k in 0..KEYS {
         assert_eq!(map.insert(k, PER_KEY), None);
@@ -106,7 +106,7 @@ fn removes_and_upserts_conserve_tokens() {
             });
         }
         s.spawn(|| {
-            for _ in 0..size(2_000, 20) {
+            for _ in 0..size(2_000, 5) {
                 // Not a snapshot: tokens in flight are missed, and tokens moved into a
                 // shard not yet visited are counted again there, at most once per
                 // shard (4).
@@ -123,7 +123,7 @@ fn removes_and_upserts_conserve_tokens() {
 /// remove finds the value it inserted, and the map ends empty.
 #[test]
 fn disjoint_inserts_and_removes_are_exact() {
-    let per_thread = size(10_000, 100);
+    let per_thread = size(10_000, 40);
     let map = StripedMap::<u64, u64>::with_shards(4);
     thread::scope(|s| {
         for t in 0..4u64 {
@@ -153,7 +153,7 @@ fn disjoint_inserts_and_removes_are_exact() {
 fn iteration_with_writes_in_the_body_does_not_deadlock() {
     with_watchdog(120, || {
         const BASE: u64 = 1 << 40;
-        let keys = size(2_000, 40);
+        let keys = size(2_000, 16);
         let map = Arc::new(StripedMap::<u64, u64>::with_shards(4));
         for k in 0..keys {
             map.insert(k, k);
@@ -219,7 +219,7 @@ fn iteration_with_writes_in_the_body_does_not_deadlock() {
 /// odd value.
 #[test]
 fn retain_under_concurrent_inserts() {
-    let per_thread = size(5_000, 60);
+    let per_thread = size(5_000, 30);
     let map = StripedMap::<u64, u64>::with_shards(4);
     let done = AtomicBool::new(false);
     thread::scope(|s| {
