@@ -239,7 +239,10 @@ fn loom_rcu_update_vs_update() {
 /// the reader's Arc keeps its value alive and intact; it is dropped exactly once, when
 /// the reader's Arc goes.
 #[test]
-#[cfg_attr(strata_weaken, should_panic)]
+#[cfg_attr(
+    strata_weaken,
+    ignore = "the weakened epoch scheme frees the value under load_full's count increment: a heap corruption, not a report"
+)]
 fn loom_rcu_load_full_outlives_replacement() {
     model(|| {
         let log = Log::new();
@@ -305,19 +308,26 @@ fn loom_rcu_compare_and_swap_race() {
             domain.clone(),
         ));
         let expected = cell.load_full();
+        // Each attempt holds a guard while it builds its value, so the value is created
+        // inside the pinned section (after the pin's fence, which loom treats as
+        // synchronizing): only the publishing read-modify-write can order its creation
+        // before the other thread's read of it.
         let attempt = {
             let log = Arc::clone(&log);
-            move |cell: &RcuCell<Probe, epoch::Domain>, expected: &Arc<Probe>, id: usize| match cell
-                .compare_and_swap(expected, Probe::new(id, &log))
-            {
-                Ok(prev) => {
-                    assert!(Arc::ptr_eq(&prev, expected));
-                    (true, prev.read())
-                }
-                Err(e) => {
-                    assert_eq!(e.new.id, id, "the new value is handed back");
-                    (false, e.current.read())
-                }
+            move |cell: &RcuCell<Probe, epoch::Domain>, expected: &Arc<Probe>, id: usize| {
+                let pinned = cell.load();
+                let result = match cell.compare_and_swap(expected, Probe::new(id, &log)) {
+                    Ok(prev) => {
+                        assert!(Arc::ptr_eq(&prev, expected));
+                        (true, prev.read())
+                    }
+                    Err(e) => {
+                        assert_eq!(e.new.id, id, "the new value is handed back");
+                        (false, e.current.read())
+                    }
+                };
+                drop(pinned);
+                result
             }
         };
         let other = {
