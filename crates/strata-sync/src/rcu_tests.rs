@@ -10,6 +10,21 @@
 //! publication did not synchronize with it is reported too: that is what the models
 //! marked `should_panic` under `--cfg strata_weaken` catch (the publishing `AcqRel`
 //! becomes `Acquire`; the same cfg also weakens strata-reclaim's schemes).
+//!
+//! What each model was shown to catch (planted one at a time, in the normal loom run):
+//! - the publishing read-modify-writes weakened to `Acquire` (this module's
+//!   `strata_weaken` alone): `loom_rcu_update_vs_update` and
+//!   `loom_rcu_compare_and_swap_race` report a causality violation. The two
+//!   load-vs-store models read values created before the writer's next pin, whose fence
+//!   loom treats as synchronizing, so they catch it only together with the reclaim
+//!   schemes' own weakening (which they do catch);
+//! - the old count dropped at once instead of retired: both load-vs-store models and
+//!   the `load_full` model fail (and miri reports a use after free in
+//!   `default_schemes_guard_survives_replacements`);
+//! - under hazard pointers, the old count retired as a `Box<Arc<T>>` (at an address
+//!   other than the protected one): `loom_rcu_hazard_load_vs_store_and_reclaim` reports
+//!   a causality violation, and miri a use after free in
+//!   `hazard_guard_survives_replacements_and_drops_all`.
 
 use std::sync::Arc;
 
@@ -123,7 +138,7 @@ fn settle(domain: &epoch::Domain, done: impl Fn() -> bool) {
 /// and the writer then drives to reclamation: the value is never dropped under the
 /// guard, and every value is dropped exactly once by the end.
 #[test]
-#[cfg_attr(strata_weaken, should_panic)]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rcu_epoch_load_vs_store_and_reclaim() {
     model(|| {
         let log = Log::new();
@@ -190,7 +205,7 @@ fn loom_rcu_hazard_load_vs_store_and_reclaim() {
 /// Two concurrent `update(+1)`s: no update is lost (the value ends at +2), each
 /// returns a distinct previous value, and the replaced values are each dropped once.
 #[test]
-#[cfg_attr(strata_weaken, should_panic)]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rcu_update_vs_update() {
     model(|| {
         let log = Log::new();
@@ -298,7 +313,7 @@ fn loom_rcu_load_full_outlives_replacement() {
 /// the expected value; the other fails, and reports the winner's value as current
 /// and its own value handed back.
 #[test]
-#[cfg_attr(strata_weaken, should_panic)]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rcu_compare_and_swap_race() {
     model(|| {
         let log = Log::new();
