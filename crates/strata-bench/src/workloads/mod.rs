@@ -25,6 +25,7 @@ workload_modules! {
     reclaim,
     queue,
     deque,
+    sync,
 }
 
 #[cfg(test)]
