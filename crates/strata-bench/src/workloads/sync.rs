@@ -423,7 +423,7 @@ fn next_random(state: &mut u64) -> u64 {
 fn map_op(m: &impl Map, rng: &mut u64) {
     let r = next_random(rng);
     let key = r % MAP_KEYS;
-    if (r >> 32) % 10 == 0 {
+    if (r >> 32).is_multiple_of(10) {
         m.insert(key, r);
     } else {
         black_box(m.read(key));
