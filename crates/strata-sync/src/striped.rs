@@ -3,7 +3,7 @@
 //! # What it is
 //!
 //! A `StripedMap<K, V, S>` is a power-of-two number of shards, each a
-//! [`std::collections::HashMap<K, V, S>`] behind its own reader-writer lock
+//! [`hashbrown::HashTable<(K, V)>`](hashbrown::HashTable) behind its own reader-writer lock
 //! ([`strata_primitives::sync::RwLock`]: std's `RwLock`, loom's under `strata_loom`),
 //! each shard on its own cache line ([`CachePadded`]). A key lives in the shard picked by
 //! its hash, so operations on keys of different shards never touch the same lock. The
@@ -15,17 +15,17 @@
 //!
 //! Lock striping (Herlihy & Shavit, *The Art of Multiprocessor Programming*, §13.2.2):
 //!
-//! * **Shard choice.** The key is hashed once with the map's [`BuildHasher`]. The
-//!   shard index is taken from the *high* bits of that hash, skipping the top 7:
-//!   std's `HashMap` (hashbrown) places an entry with the *low* bits and keeps the top
+//! * **One hash per operation.** A keyed operation hashes its key exactly once, with
+//!   the map's [`BuildHasher`] ([`BuildHasher::hash_one`]), outside any lock, and uses
+//!   that one value twice: to pick the shard, and as the hash handed to the shard's
+//!   `HashTable` (which, unlike std's `HashMap`, takes a precomputed hash and stores no
+//!   hasher). The only other hashing is the table's own rehash when a shard grows,
+//!   which recomputes each stored key's hash with the same hasher (the hash is not
+//!   stored beside the entry), as std's `HashMap` does.
+//! * **Shard choice.** The shard index is taken from the *high* bits of the hash,
+//!   skipping the top 7: hashbrown places an entry with the *low* bits and keeps the top
 //!   7 bits as the entry's tag byte, so the bits that choose the shard are neither of
 //!   these and the keys of one shard still spread over its table and tags.
-//! * **Hashing twice.** The shard's `HashMap` hashes the key again (it is built with a
-//!   clone of the same hasher, so it computes the same value). Std's `HashMap` has no
-//!   stable API that accepts a precomputed hash, and this crate does not depend on
-//!   `hashbrown`; storing the hash beside each key would avoid the second hash at the
-//!   cost of 8 bytes per entry. So every keyed operation hashes its key twice: once
-//!   outside any lock to pick the shard, once inside the shard's lock.
 //! * **One lock at a time.** Every operation takes at most one shard lock at any moment:
 //!   keyed operations lock the key's shard; [`len`](StripedMap::len),
 //!   [`clear`](StripedMap::clear), [`retain`](StripedMap::retain) and
@@ -43,7 +43,7 @@
 //! Each keyed operation ([`insert`](StripedMap::insert), [`get`](StripedMap::get),
 //! [`get_cloned`](StripedMap::get_cloned), [`remove`](StripedMap::remove),
 //! [`remove_if`](StripedMap::remove_if), [`upsert`](StripedMap::upsert), ...) is
-//! linearizable: it takes effect at the moment it operates on the shard's `HashMap`
+//! linearizable: it takes effect at the moment it operates on the shard's table
 //! while holding the shard's lock. Whole-map operations are not: [`len`](StripedMap::len)
 //! is a sum of per-shard counts read at different moments, and
 //! [`clear`](StripedMap::clear), [`retain`](StripedMap::retain) and
@@ -88,12 +88,13 @@
 //! [`remove_if`](StripedMap::remove_if), [`Entry::and_modify`], ...) or your `Hash`,
 //! `Eq` or `Clone` may panic while a shard's write lock is held; std's `RwLock` is then
 //! *poisoned*. This map recovers the guard ([`PoisonError::into_inner`]) on every later
-//! lock and carries on, as dashmap (whose locks do not poison) does: std's `HashMap` is
-//! panic-safe, so the shard is still a valid map. What is not restored is whatever the
-//! panicking closure had already done to the value it was given (an `upsert` whose
-//! update added 1 and then panicked leaves the value incremented), and which entries a
-//! rehash keeps when your `Hash` panics in the middle of it is up to `HashMap`. No method
-//! of this map panics because of an earlier poisoning.
+//! lock and carries on, as dashmap (whose locks do not poison) does: hashbrown's
+//! `HashTable` is panic-safe, so the shard is still a valid table. What is not restored
+//! is whatever the panicking closure had already done to the value it was given (an
+//! `upsert` whose update added 1 and then panicked leaves the value incremented), and
+//! which entries a rehash keeps when your `Hash` panics in the middle of it is up to
+//! hashbrown (an in-place rehash drops the entries it had not yet placed). No method of
+//! this map panics because of an earlier poisoning.
 //!
 //! # Example
 //!
@@ -122,12 +123,14 @@
 //! ```
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::collections::hash_map::{self, RandomState};
+use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
+use hashbrown::HashTable;
+use hashbrown::hash_table;
 use strata_primitives::CachePadded;
 use strata_primitives::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -164,7 +167,44 @@ const fn split_upsert() -> bool {
     cfg!(strata_weaken)
 }
 
-type Shard<K, V, S> = CachePadded<RwLock<HashMap<K, V, S>>>;
+/// One shard's entries. The table stores no hasher: every call passes the key's hash
+/// (computed once by the map), and growth rehashes with the map's hasher.
+type Table<K, V> = HashTable<(K, V)>;
+
+type Shard<K, V> = CachePadded<RwLock<Table<K, V>>>;
+
+/// The predicate that finds the entry of `key` in a shard's table.
+#[inline]
+fn is_key<K: Borrow<Q>, V, Q: Eq + ?Sized>(key: &Q) -> impl Fn(&(K, V)) -> bool + '_ {
+    move |(k, _)| key == k.borrow()
+}
+
+/// The function that rehashes a stored entry when a shard's table grows: its key's hash
+/// with the map's hasher (the same value the map computed when the entry was inserted).
+#[inline]
+fn rehash<K: Hash, V, S: BuildHasher>(hasher: &S) -> impl Fn(&(K, V)) -> u64 + '_ {
+    move |(k, _)| hasher.hash_one(k)
+}
+
+/// Inserts `(key, value)` into `table`, whose key hashes to `hash`; on a present key,
+/// replaces the value and keeps the stored key (like `HashMap::insert`), returning the
+/// old value.
+#[inline]
+fn insert_into<K: Hash + Eq, V, S: BuildHasher>(
+    table: &mut Table<K, V>,
+    hasher: &S,
+    hash: u64,
+    key: K,
+    value: V,
+) -> Option<V> {
+    match table.entry(hash, is_key(&key), rehash(hasher)) {
+        hash_table::Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().1, value)),
+        hash_table::Entry::Vacant(v) => {
+            v.insert((key, value));
+            None
+        }
+    }
+}
 
 /// The default shard count: 4 × the available parallelism, rounded up to a power of two
 /// (dashmap's default), at most [`MAX_SHARDS`]. 4 when the parallelism is unknown.
@@ -196,14 +236,14 @@ fn clamped_shards(n: usize) -> usize {
     n.clamp(1, MAX_SHARDS).next_power_of_two()
 }
 
-/// A concurrent hash map of `2^k` shards, each a `HashMap<K, V, S>` behind its own
-/// reader-writer lock. See the [module docs](self) for the design, the consistency of
+/// A concurrent hash map of `2^k` shards, each a hash table of `(K, V)` pairs behind its
+/// own reader-writer lock, hashing each key once per operation with `S`. See the [module docs](self) for the design, the consistency of
 /// whole-map operations, and the rules for guards and closures.
 ///
 /// `StripedMap` is `Send` when `K`, `V` and `S` are `Send`, and `Sync` when they are
 /// also `Sync` (like dashmap's `DashMap`).
 pub struct StripedMap<K, V, S = RandomState> {
-    shards: Box<[Shard<K, V, S>]>,
+    shards: Box<[Shard<K, V>]>,
     /// `64 - log2(shards)`: the shard index is `(hash << 7) >> shift`, computed as two
     /// shifts so that one shard (shift 64) needs no special case.
     shift: u32,
@@ -236,9 +276,9 @@ impl<K, V> StripedMap<K, V, RandomState> {
     }
 }
 
-impl<K, V, S: BuildHasher + Clone> StripedMap<K, V, S> {
-    /// An empty map with [`default_shards`] shards and the given hasher (each shard
-    /// holds a clone of it).
+impl<K, V, S: BuildHasher> StripedMap<K, V, S> {
+    /// An empty map with [`default_shards`] shards and the given hasher (the map holds
+    /// the one hasher; the shards hold none).
     pub fn with_hasher(hasher: S) -> Self {
         Self::with_capacity_and_hasher_and_shards(0, hasher, default_shards())
     }
@@ -271,12 +311,7 @@ impl<K, V, S: BuildHasher + Clone> StripedMap<K, V, S> {
         debug_assert!(n.is_power_of_two() && n <= MAX_SHARDS);
         let per_shard = capacity.div_ceil(n);
         let shards = (0..n)
-            .map(|_| {
-                CachePadded::new(RwLock::new(HashMap::with_capacity_and_hasher(
-                    per_shard,
-                    hasher.clone(),
-                )))
-            })
+            .map(|_| CachePadded::new(RwLock::new(HashTable::with_capacity(per_shard))))
             .collect();
         Self {
             shards,
@@ -300,13 +335,13 @@ impl<K, V, S> StripedMap<K, V, S> {
 
     /// The shard's read guard; a poisoned lock is recovered (see the module docs).
     #[inline]
-    fn read_shard(&self, i: usize) -> RwLockReadGuard<'_, HashMap<K, V, S>> {
+    fn read_shard(&self, i: usize) -> RwLockReadGuard<'_, Table<K, V>> {
         self.shards[i].read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The shard's write guard; a poisoned lock is recovered (see the module docs).
     #[inline]
-    fn write_shard(&self, i: usize) -> RwLockWriteGuard<'_, HashMap<K, V, S>> {
+    fn write_shard(&self, i: usize) -> RwLockWriteGuard<'_, Table<K, V>> {
         self.shards[i].write().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -336,7 +371,7 @@ impl<K, V, S> StripedMap<K, V, S> {
     /// use this map (it would deadlock on the held lock).
     pub fn retain(&self, mut f: impl FnMut(&K, &mut V) -> bool) {
         for i in 0..self.shards() {
-            self.write_shard(i).retain(&mut f);
+            self.write_shard(i).retain(|(k, v)| f(k, v));
         }
     }
 
@@ -357,6 +392,20 @@ impl<K, V, S> StripedMap<K, V, S> {
 }
 
 impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
+    /// The key's hash: the one value a keyed operation computes, both for the shard
+    /// choice and for the shard's table.
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The index of the shard of a key whose hash is `hash`.
+    #[inline]
+    fn shard_of(&self, hash: u64) -> usize {
+        // Skip the 7 top bits (hashbrown's tag byte), take the next log2(shards).
+        (((hash << 7) >> 1) >> (self.shift - 1)) as usize
+    }
+
     /// The index of the shard that holds `key` (in `0..self.shards()`).
     #[inline]
     pub fn shard_index<Q>(&self, key: &Q) -> usize
@@ -364,17 +413,16 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + ?Sized,
     {
-        let h = self.hasher.hash_one(key);
-        // Skip the 7 top bits (hashbrown's tag byte), take the next log2(shards).
-        (((h << 7) >> 1) >> (self.shift - 1)) as usize
+        self.shard_of(self.hash(key))
     }
 
     /// Inserts `value` under `key`, returning the previous value if there was one (the
     /// stored key is kept, as with `HashMap::insert`).
     #[inline]
     pub fn insert(&self, key: K, value: V) -> Option<V> {
-        let i = self.shard_index(&key);
-        self.write_shard(i).insert(key, value)
+        let hash = self.hash(&key);
+        let mut guard = self.write_shard(self.shard_of(hash));
+        insert_into(&mut guard, &self.hasher, hash, key, value)
     }
 
     /// A read guard on the entry of `key`, or `None`. The shard's read lock is held until
@@ -385,17 +433,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let guard = self.read_shard(self.shard_index(key));
-        let (k, v) = guard.get_key_value(key)?;
+        let hash = self.hash(key);
+        let guard = self.read_shard(self.shard_of(hash));
+        let (k, v) = guard.find(hash, is_key(key))?;
         let (key, value) = (k as *const K, v as *const V);
         Some(Ref {
             key,
             value,
             _guard: guard,
+            _hasher: PhantomData,
         })
     }
 
-    /// A write guard on the value of `key`, or `None`. The shard's write lock is held
+    /// A write guard on the entry of `key`, or `None`. The shard's write lock is held
     /// until the [`RefMut`] is dropped.
     #[inline]
     pub fn get_mut<Q>(&self, key: &Q) -> Option<RefMut<'_, K, V, S>>
@@ -403,11 +453,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut guard = self.write_shard(self.shard_index(key));
-        let value: *mut V = guard.get_mut(key)?;
+        let hash = self.hash(key);
+        let mut guard = self.write_shard(self.shard_of(hash));
+        let entry = guard.find_mut(hash, is_key(key))?;
+        let (key, value) = RefMut::<K, V, S>::split(entry);
         Some(RefMut {
+            key,
             value,
             _guard: guard,
+            _hasher: PhantomData,
         })
     }
 
@@ -420,7 +474,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.read_shard(self.shard_index(key)).get(key).cloned()
+        let hash = self.hash(key);
+        let guard = self.read_shard(self.shard_of(hash));
+        guard.find(hash, is_key(key)).map(|(_, v)| v.clone())
     }
 
     /// Whether `key` is present.
@@ -430,7 +486,9 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.read_shard(self.shard_index(key)).contains_key(key)
+        let hash = self.hash(key);
+        let guard = self.read_shard(self.shard_of(hash));
+        guard.find(hash, is_key(key)).is_some()
     }
 
     /// Removes `key`, returning the stored key and its value.
@@ -440,7 +498,10 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.write_shard(self.shard_index(key)).remove_entry(key)
+        let hash = self.hash(key);
+        let mut guard = self.write_shard(self.shard_of(hash));
+        let found = guard.find_entry(hash, is_key(key)).ok()?;
+        Some(found.remove().0)
     }
 
     /// Removes `key` if it is present and `f(key, value)` returns `true` (decided and
@@ -450,10 +511,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut guard = self.write_shard(self.shard_index(key));
-        let (k, v) = guard.get_key_value(key)?;
+        let hash = self.hash(key);
+        let mut guard = self.write_shard(self.shard_of(hash));
+        let found = guard.find_entry(hash, is_key(key)).ok()?;
+        let (k, v) = found.get();
         if f(k, v) {
-            guard.remove_entry(key)
+            Some(found.remove().0)
         } else {
             None
         }
@@ -462,29 +525,38 @@ impl<K: Hash + Eq, V, S: BuildHasher> StripedMap<K, V, S> {
     /// The entry of `key`, holding the shard's write lock until the [`Entry`] (or the
     /// [`RefMut`] it turns into) is dropped.
     pub fn entry(&self, key: K) -> Entry<'_, K, V, S> {
-        let guard = self.write_shard(self.shard_index(&key));
-        Entry { guard, key }
+        let hash = self.hash(&key);
+        let guard = self.write_shard(self.shard_of(hash));
+        Entry {
+            guard,
+            hasher: &self.hasher,
+            hash,
+            key,
+        }
     }
 
     /// Inserts `insert()` under `key` if the key is absent, or calls `update` on its
     /// value if present: one atomic read-modify-write under the shard's write lock.
     /// The closures must not use this map.
     pub fn upsert(&self, key: K, insert: impl FnOnce() -> V, update: impl FnOnce(&mut V)) {
-        let i = self.shard_index(&key);
+        let hash = self.hash(&key);
+        let i = self.shard_of(hash);
         if split_upsert() {
             // The test-only broken variant (see `split_upsert`): a check, then an insert
-            // under a second acquisition of the lock.
-            let present = self.write_shard(i).contains_key(&key);
+            // (which replaces any value found then) under a second acquisition of the
+            // lock.
+            let present = self.write_shard(i).find(hash, is_key(&key)).is_some();
             if !present {
                 let value = insert();
-                self.write_shard(i).insert(key, value);
+                insert_into(&mut self.write_shard(i), &self.hasher, hash, key, value);
                 return;
             }
         }
-        match self.write_shard(i).entry(key) {
-            hash_map::Entry::Occupied(mut o) => update(o.get_mut()),
-            hash_map::Entry::Vacant(v) => {
-                v.insert(insert());
+        let mut guard = self.write_shard(i);
+        match guard.entry(hash, is_key(&key), rehash(&self.hasher)) {
+            hash_table::Entry::Occupied(mut o) => update(&mut o.get_mut().1),
+            hash_table::Entry::Vacant(v) => {
+                v.insert((key, insert()));
             }
         }
     }
@@ -503,13 +575,13 @@ impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for StripedMap<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for i in 0..self.shards() {
-            m.entries(self.read_shard(i).iter());
+            m.entries(self.read_shard(i).iter().map(|(k, v)| (k, v)));
         }
         m.finish()
     }
 }
 
-impl<K: Hash + Eq, V, S: BuildHasher + Clone + Default> FromIterator<(K, V)>
+impl<K: Hash + Eq, V, S: BuildHasher + Default> FromIterator<(K, V)>
     for StripedMap<K, V, S>
 {
     /// A map with [`default_shards`] shards and `S::default()` holding the pairs (a later
@@ -526,11 +598,12 @@ impl<K: Hash + Eq, V, S: BuildHasher> Extend<(K, V)> for StripedMap<K, V, S> {
     /// taken.
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
-            let i = self.shard_index(&k);
-            self.shards[i]
+            let hash = self.hash(&k);
+            let i = self.shard_of(hash);
+            let table = self.shards[i]
                 .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(k, v);
+                .unwrap_or_else(PoisonError::into_inner);
+            insert_into(table, &self.hasher, hash, k, v);
         }
     }
 }
@@ -544,6 +617,7 @@ impl<K, V, S> IntoIterator for StripedMap<K, V, S> {
         IntoIter {
             shards: self.shards.into_vec().into_iter(),
             current: None,
+            _hasher: PhantomData,
         }
     }
 }
@@ -560,8 +634,10 @@ impl<'a, K: Clone, V: Clone, S> IntoIterator for &'a StripedMap<K, V, S> {
 
 /// The owning iterator of a [`StripedMap`] (from [`IntoIterator`]).
 pub struct IntoIter<K, V, S = RandomState> {
-    shards: std::vec::IntoIter<Shard<K, V, S>>,
-    current: Option<hash_map::IntoIter<K, V>>,
+    shards: std::vec::IntoIter<Shard<K, V>>,
+    current: Option<hash_table::IntoIter<(K, V)>>,
+    /// The map's hasher type (the hasher itself was dropped with the map).
+    _hasher: PhantomData<fn() -> S>,
 }
 
 impl<K, V, S> Iterator for IntoIter<K, V, S> {
@@ -573,11 +649,11 @@ impl<K, V, S> Iterator for IntoIter<K, V, S> {
                 return Some(kv);
             }
             let shard = self.shards.next()?;
-            let map = shard
+            let table = shard
                 .into_inner()
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner);
-            self.current = Some(map.into_iter());
+            self.current = Some(table.into_iter());
         }
     }
 }
@@ -639,14 +715,16 @@ impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
 pub struct Ref<'a, K, V, S = RandomState> {
     key: *const K,
     value: *const V,
-    _guard: RwLockReadGuard<'a, HashMap<K, V, S>>,
+    _guard: RwLockReadGuard<'a, Table<K, V>>,
+    /// The map's hasher type (the guard does not use the hasher).
+    _hasher: PhantomData<fn() -> S>,
 }
 
 impl<K, V, S> Ref<'_, K, V, S> {
     /// The stored key.
     pub fn key(&self) -> &K {
-        // SAFETY: `key` was taken from `get_key_value` on the map that `_guard` guards.
-        // While the read guard lives no writer can lock the shard, so the map is not
+        // SAFETY: `key` was taken from `find` on the table that `_guard` guards. While
+        // the read guard lives no writer can lock the shard, so the table is not
         // modified: the entry is not moved (no rehash), dropped or mutably borrowed, and
         // the pointer stays valid for reads. The returned borrow is tied to `&self`, so
         // it ends before the guard is dropped.
@@ -683,26 +761,44 @@ impl<K: fmt::Debug, V: fmt::Debug, S> fmt::Debug for Ref<'_, K, V, S> {
     }
 }
 
-/// A write guard on one value of a [`StripedMap`] (from [`StripedMap::get_mut`] or an
-/// [`Entry`]): holds the shard's write lock until dropped, and dereferences mutably to the
-/// value.
-///
-/// Unlike dashmap's, it has no `key()`: std's `HashMap` has no lookup that returns the
-/// key together with a mutable value, and a key reference kept beside the `&mut V` would
-/// alias the borrow of the whole entry that `HashMap::get_mut` makes.
+/// A write guard on one entry of a [`StripedMap`] (from [`StripedMap::get_mut`] or an
+/// [`Entry`]): holds the shard's write lock until dropped, gives the stored key, and
+/// dereferences mutably to the value.
 pub struct RefMut<'a, K, V, S = RandomState> {
+    key: *const K,
     value: *mut V,
-    _guard: RwLockWriteGuard<'a, HashMap<K, V, S>>,
+    _guard: RwLockWriteGuard<'a, Table<K, V>>,
+    /// The map's hasher type (the guard does not use the hasher).
+    _hasher: PhantomData<fn() -> S>,
 }
 
 impl<K, V, S> RefMut<'_, K, V, S> {
+    /// Splits the `&mut` borrow of one entry of a table into a pointer to its key, for
+    /// reads only, and a pointer to its value. The two fields are disjoint, so a `&K`
+    /// from the first and a `&mut V` from the second never overlap.
+    fn split(entry: &mut (K, V)) -> (*const K, *mut V) {
+        let (k, v) = entry;
+        (&*k, v)
+    }
+
+    /// The stored key.
+    pub fn key(&self) -> &K {
+        // SAFETY: `key` was derived from a `&mut (K, V)` into the table that `_guard`
+        // guards. While the write guard lives nobody else can lock the shard, and this
+        // type never touches the table through the guard, so the entry is not moved,
+        // dropped or borrowed elsewhere. Only this shared access to the key is ever made
+        // through `key`, and `value` covers the disjoint value field, so no `&mut V`
+        // handed out by `value_mut` or `pair_mut` overlaps it. The borrow is tied to
+        // `&self`, so it ends before the guard drops.
+        unsafe { &*self.key }
+    }
+
     /// The value.
     pub fn value(&self) -> &V {
-        // SAFETY: `value` was derived from a `&mut V` into the map that `_guard` guards.
-        // While the write guard lives nobody else can lock the shard, and this type never
-        // touches the map through the guard, so the entry is not moved, dropped or
-        // borrowed elsewhere; the borrow returned is tied to `&self`, so it cannot
-        // overlap a `&mut` handed out by `value_mut` and ends before the guard drops.
+        // SAFETY: `value` was derived, like `key`, from a `&mut (K, V)` into the table
+        // that `_guard` guards, which nobody else can access while the guard lives (see
+        // `key`); the borrow returned is tied to `&self`, so it cannot overlap a `&mut`
+        // handed out by `value_mut` or `pair_mut`, and it ends before the guard drops.
         unsafe { &*self.value }
     }
 
@@ -711,6 +807,14 @@ impl<K, V, S> RefMut<'_, K, V, S> {
         // SAFETY: as in `value`; the borrow is tied to `&mut self`, so it is the only
         // reference to the value for its duration.
         unsafe { &mut *self.value }
+    }
+
+    /// The stored key and the value, mutably.
+    pub fn pair_mut(&mut self) -> (&K, &mut V) {
+        // SAFETY: as in `key` and `value_mut`: the key and the value are disjoint fields
+        // of the entry, the key is only ever read, and the `&mut V` is tied to
+        // `&mut self`, so it is the only reference to the value for its duration.
+        unsafe { (&*self.key, &mut *self.value) }
     }
 }
 
@@ -740,7 +844,11 @@ impl<K, V: fmt::Debug, S> fmt::Debug for RefMut<'_, K, V, S> {
 /// not. It holds the key's shard write lock, so the key's presence cannot change until
 /// it is dropped or turned into a [`RefMut`].
 pub struct Entry<'a, K, V, S = RandomState> {
-    guard: RwLockWriteGuard<'a, HashMap<K, V, S>>,
+    guard: RwLockWriteGuard<'a, Table<K, V>>,
+    /// The map's hasher, to rehash the table if an insert grows it.
+    hasher: &'a S,
+    /// The key's hash, computed once by [`StripedMap::entry`].
+    hash: u64,
     key: K,
 }
 
@@ -752,13 +860,13 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
 
     /// Whether the key is present.
     pub fn is_occupied(&self) -> bool {
-        self.guard.contains_key(&self.key)
+        self.guard.find(self.hash, is_key(&self.key)).is_some()
     }
 
     /// Calls `f` on the value if the key is present; returns the entry (the lock is still
     /// held).
     pub fn and_modify(mut self, f: impl FnOnce(&mut V)) -> Self {
-        if let Some(v) = self.guard.get_mut(&self.key) {
+        if let Some((_, v)) = self.guard.find_mut(self.hash, is_key(&self.key)) {
             f(v);
         }
         self
@@ -772,11 +880,22 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
     /// The value, after inserting `f()` if the key was absent (`f` is not called
     /// otherwise).
     pub fn or_insert_with(self, f: impl FnOnce() -> V) -> RefMut<'a, K, V, S> {
-        let Entry { mut guard, key } = self;
-        let value: *mut V = guard.entry(key).or_insert_with(f);
+        let Entry {
+            mut guard,
+            hasher,
+            hash,
+            key,
+        } = self;
+        let entry = guard
+            .entry(hash, is_key(&key), rehash(hasher))
+            .or_insert_with(|| (key, f()))
+            .into_mut();
+        let (key, value) = RefMut::<K, V, S>::split(entry);
         RefMut {
+            key,
             value,
             _guard: guard,
+            _hasher: PhantomData,
         }
     }
 
@@ -788,20 +907,29 @@ impl<'a, K: Hash + Eq, V, S: BuildHasher> Entry<'a, K, V, S> {
         self.or_insert_with(V::default)
     }
 
-    /// Sets the value (replacing any) and returns it.
+    /// Sets the value (replacing any; a present entry keeps its stored key) and returns
+    /// it.
     pub fn insert(self, value: V) -> RefMut<'a, K, V, S> {
-        let Entry { mut guard, key } = self;
-        let value: *mut V = match guard.entry(key) {
-            hash_map::Entry::Occupied(o) => {
+        let Entry {
+            mut guard,
+            hasher,
+            hash,
+            key,
+        } = self;
+        let entry = match guard.entry(hash, is_key(&key), rehash(hasher)) {
+            hash_table::Entry::Occupied(o) => {
                 let slot = o.into_mut();
-                *slot = value;
+                slot.1 = value;
                 slot
             }
-            hash_map::Entry::Vacant(v) => v.insert(value),
+            hash_table::Entry::Vacant(v) => v.insert((key, value)).into_mut(),
         };
+        let (key, value) = RefMut::<K, V, S>::split(entry);
         RefMut {
+            key,
             value,
             _guard: guard,
+            _hasher: PhantomData,
         }
     }
 }

@@ -170,6 +170,123 @@ fn ref_mut_guard_writes_through() {
 }
 
 #[test]
+fn ref_mut_gives_the_stored_key() {
+    model(|| {
+        let m: StripedMap<String, Vec<u64>, Fixed> =
+            StripedMap::with_hasher_and_shards(Fixed::default(), 2);
+        m.insert("k".to_string(), vec![1]);
+        {
+            let mut w = m.get_mut("k").unwrap();
+            assert_eq!(w.key(), "k");
+            // The key and a `&mut` to the value at once.
+            let (k, v) = w.pair_mut();
+            v.push(k.len() as u64);
+            assert_eq!(w.key(), "k", "the key is intact after writes to the value");
+            assert_eq!(w.value(), &[1, 1]);
+        }
+        // The guards of `entry` have it too, for a present and for an absent key.
+        assert_eq!(m.entry("k".to_string()).or_default().key(), "k");
+        let mut w = m.entry("new".to_string()).or_insert(vec![8]);
+        assert_eq!(w.key(), "new");
+        w.value_mut().push(9);
+        assert_eq!(w.pair_mut(), (&"new".to_string(), &mut vec![8, 9]));
+        drop(w);
+        assert_eq!(m.entry("x".to_string()).insert(vec![]).key(), "x");
+        assert_eq!(m.get_cloned("k"), Some(vec![1, 1]));
+        assert_eq!(m.get_cloned("new"), Some(vec![8, 9]));
+    });
+}
+
+/// A key whose equality and hash ignore its tag, to tell the stored key from an equal
+/// one given later.
+#[derive(Clone, Copy, Debug)]
+struct Tagged(u64, &'static str);
+
+impl PartialEq for Tagged {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Tagged {}
+
+impl std::hash::Hash for Tagged {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+#[test]
+fn replacing_a_value_keeps_the_stored_key() {
+    model(|| {
+        let m: StripedMap<Tagged, u64, Fixed> =
+            StripedMap::with_hasher_and_shards(Fixed::default(), 2);
+        assert_eq!(m.insert(Tagged(1, "first"), 1), None);
+        assert_eq!(m.insert(Tagged(1, "second"), 2), Some(1));
+        assert_eq!(m.get(&Tagged(1, "probe")).unwrap().key().1, "first");
+        assert_eq!(*m.entry(Tagged(1, "third")).insert(3), 3);
+        assert_eq!(m.get_mut(&Tagged(1, "probe")).unwrap().key().1, "first");
+        m.upsert(Tagged(1, "fourth"), || 0, |v| *v += 1);
+        let (k, v) = m.remove(&Tagged(1, "probe")).unwrap();
+        assert_eq!((k.1, v), ("first", 4));
+    });
+}
+
+/// A hasher that counts how many times a key is hashed.
+#[derive(Clone, Default)]
+struct Counting(std::rc::Rc<std::cell::Cell<usize>>);
+
+impl std::hash::BuildHasher for Counting {
+    type Hasher = DefaultHasher;
+
+    fn build_hasher(&self) -> DefaultHasher {
+        self.0.set(self.0.get() + 1);
+        DefaultHasher::new()
+    }
+}
+
+/// Every keyed operation hashes its key exactly once (the module docs' claim), as long
+/// as no shard grows (growth rehashes the stored keys).
+#[test]
+fn keyed_operations_hash_once() {
+    model(|| {
+        let hasher = Counting::default();
+        let count = std::rc::Rc::clone(&hasher.0);
+        let m: StripedMap<u64, u64, Counting> =
+            StripedMap::with_capacity_and_hasher_and_shards(64, hasher, 4);
+        let once = |what: &str, op: &dyn Fn()| {
+            let before = count.get();
+            op();
+            assert_eq!(count.get() - before, 1, "{what} hashed its key more than once");
+        };
+        once("insert (absent)", &|| assert_eq!(m.insert(1, 10), None));
+        once("insert (present)", &|| assert_eq!(m.insert(1, 11), Some(10)));
+        once("get", &|| assert_eq!(*m.get(&1).unwrap(), 11));
+        once("get (absent)", &|| assert!(m.get(&2).is_none()));
+        once("get_mut", &|| *m.get_mut(&1).unwrap() += 1);
+        once("get_cloned", &|| assert_eq!(m.get_cloned(&1), Some(12)));
+        once("contains_key", &|| assert!(m.contains_key(&1)));
+        once("upsert (absent)", &|| m.upsert(2, || 20, |_| unreachable!()));
+        once("upsert (present)", &|| m.upsert(2, || unreachable!(), |v| *v += 1));
+        once("entry().or_insert", &|| assert_eq!(*m.entry(3).or_insert(30), 30));
+        once("entry().and_modify().insert", &|| {
+            let e = m.entry(3);
+            assert!(e.is_occupied());
+            assert_eq!(*e.and_modify(|v| *v += 1).insert(33), 33);
+        });
+        once("remove_if", &|| assert_eq!(m.remove_if(&3, |_, _| true), Some((3, 33))));
+        once("remove", &|| assert_eq!(m.remove(&2), Some((2, 21))));
+        once("shard_index", &|| assert!(m.shard_index(&1) < 4));
+        // Growth past the capacity rehashes, and every key is still found.
+        for k in 100..400 {
+            m.insert(k, k);
+        }
+        assert!((100..400).all(|k| m.get_cloned(&k) == Some(k)));
+        assert_eq!(m.len(), 301);
+    });
+}
+
+#[test]
 fn remove_if_decides_under_the_lock() {
     model(|| {
         let m = fixed::<u64>(2);
