@@ -13,7 +13,7 @@ use std::hash::BuildHasherDefault;
 use strata_primitives::sync::Arc;
 use strata_primitives::{model, thread};
 
-use crate::striped::{MAX_SHARDS, StripedMap, StripedMapError, default_shards};
+use crate::striped::{StripedMap, default_shards};
 
 /// A deterministic hasher, so that tests can pick keys by shard.
 type Fixed = BuildHasherDefault<DefaultHasher>;
@@ -36,6 +36,8 @@ fn contents(map: &StripedMap<u64, u64, Fixed>) -> BTreeMap<u64, u64> {
 #[test]
 #[cfg(not(strata_loom))]
 fn constructors_round_clamp_and_reject() {
+    use crate::striped::{MAX_SHARDS, StripedMapError};
+
     let d = default_shards();
     assert!(d.is_power_of_two() && (4..=MAX_SHARDS).contains(&d));
     assert_eq!(StripedMap::<u64, u64>::new().shards(), d);
