@@ -118,19 +118,20 @@
 //!
 //! [`KeyLockManager::stats`] sums per-shard counters: acquisitions, acquisitions that
 //! had to wait, timed-out attempts and failed `try_` attempts, plus the number of
-//! live entries. They are written only with the shard's mutex held (a relaxed load and
-//! store, not a read-modify-write) and read with relaxed loads, so they cost almost
-//! nothing and a snapshot taken while other threads run is not atomic across shards.
+//! live entries. Each shard's counters live beside its table, under its mutex, which
+//! every operation holds anyway: counting costs a plain increment on a cache line
+//! already owned, and no atomic. `stats` and `live_keys` lock each shard in turn.
 
 use core::fmt;
 use core::hash::{BuildHasher, Hash};
+use core::mem::ManuallyDrop;
 use core::time::Duration;
 use std::collections::HashMap;
+#[cfg(not(strata_loom))]
 use std::collections::hash_map::RandomState;
 use std::time::Instant;
 
 use strata_primitives::CachePadded;
-use strata_primitives::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use strata_primitives::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// The number of shards of [`KeyLockManager::new`].
@@ -221,6 +222,22 @@ struct Waiters {
     writers: Condvar,
 }
 
+/// A waiter's own reference to its key's condition variables.
+struct WaitHandle(ManuallyDrop<Arc<Waiters>>);
+
+impl Drop for WaitHandle {
+    fn drop(&mut self) {
+        // Under loom, dropping loom's `Arc` while a failed model unwinds (after a
+        // reported deadlock) aborts the process; the reference is leaked instead, so
+        // that the model's failure is reported. Outside loom it is always dropped.
+        if !(cfg!(strata_loom) && std::thread::panicking()) {
+            // SAFETY: `self.0` is dropped only here, once, and not used afterwards (this
+            // is `WaitHandle`'s drop).
+            unsafe { ManuallyDrop::drop(&mut self.0) }
+        }
+    }
+}
+
 /// The state of one key in use. Counts are `usize`: every holder owns a guard and
 /// every waiter a stack frame, so they cannot overflow.
 struct Entry {
@@ -285,41 +302,47 @@ impl Entry {
     }
 }
 
-/// One shard: its part of the table and its counters, on its own cache line(s). The
-/// counters are written only with `map` locked.
+/// One shard's table and counters, behind the shard's mutex.
+struct Table<K> {
+    map: HashMap<K, Entry>,
+    acquisitions: u64,
+    contended: u64,
+    timeouts: u64,
+    would_block: u64,
+}
+
+/// One shard: a mutex around its part of the table, on its own cache line(s).
 struct Shard<K> {
-    map: Mutex<HashMap<K, Entry>>,
-    acquisitions: AtomicU64,
-    contended: AtomicU64,
-    timeouts: AtomicU64,
-    would_block: AtomicU64,
-    live: AtomicUsize,
+    table: Mutex<Table<K>>,
 }
 
 impl<K> Shard<K> {
     fn new() -> Self {
         Self {
-            map: Mutex::new(HashMap::new()),
-            acquisitions: AtomicU64::new(0),
-            contended: AtomicU64::new(0),
-            timeouts: AtomicU64::new(0),
-            would_block: AtomicU64::new(0),
-            live: AtomicUsize::new(0),
+            table: Mutex::new(Table {
+                map: HashMap::new(),
+                acquisitions: 0,
+                contended: 0,
+                timeouts: 0,
+                would_block: 0,
+            }),
         }
     }
 
     /// Locks the table, going on through poisoning (see the module docs: the table is
     /// consistent whenever the mutex is released, even by a panic).
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, Entry>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Table<K>> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Adds one to a counter that only the holder of the shard's mutex writes: a relaxed
-/// load and store suffice (the mutex orders the writers), no read-modify-write.
-fn bump(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-}
+/// The hasher that picks a key's shard: randomly keyed (so that keys chosen by an
+/// adversary do not all land in one shard), except under loom, which needs every
+/// execution of a model to make the same choices: there the keys are fixed.
+#[cfg(not(strata_loom))]
+type ShardHasher = RandomState;
+#[cfg(strata_loom)]
+type ShardHasher = core::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 
 /// How long an acquisition may wait.
 #[derive(Clone, Copy)]
@@ -348,7 +371,7 @@ impl Wait {
 pub struct KeyLockManager<K> {
     shards: Box<[CachePadded<Shard<K>>]>,
     mask: usize,
-    hasher: RandomState,
+    hasher: ShardHasher,
 }
 
 impl<K: Hash + Eq + Clone> Default for KeyLockManager<K> {
@@ -372,30 +395,27 @@ impl<K> KeyLockManager<K> {
         self.shards.len()
     }
 
-    /// A snapshot of the counters (see [`KeyLockStats`]; not atomic across shards while
-    /// other threads run).
+    /// A snapshot of the counters (see [`KeyLockStats`]). It locks each shard in turn,
+    /// so it is consistent per shard but not across shards while other threads run.
     pub fn stats(&self) -> KeyLockStats {
         let mut s = KeyLockStats::default();
         for sh in self.shards.iter() {
-            s.acquisitions = s
-                .acquisitions
-                .wrapping_add(sh.acquisitions.load(Ordering::Relaxed));
-            s.contended = s.contended.wrapping_add(sh.contended.load(Ordering::Relaxed));
-            s.timeouts = s.timeouts.wrapping_add(sh.timeouts.load(Ordering::Relaxed));
-            s.would_block = s
-                .would_block
-                .wrapping_add(sh.would_block.load(Ordering::Relaxed));
-            s.live_keys = s.live_keys.wrapping_add(sh.live.load(Ordering::Relaxed));
+            let t = sh.lock();
+            s.acquisitions = s.acquisitions.wrapping_add(t.acquisitions);
+            s.contended = s.contended.wrapping_add(t.contended);
+            s.timeouts = s.timeouts.wrapping_add(t.timeouts);
+            s.would_block = s.would_block.wrapping_add(t.would_block);
+            s.live_keys = s.live_keys.wrapping_add(t.map.len());
         }
         s
     }
 
     /// The number of keys with an entry (held, or waited for). 0 once every guard is
-    /// dropped and no thread waits.
+    /// dropped and no thread waits. Locks each shard in turn.
     pub fn live_keys(&self) -> usize {
         self.shards
             .iter()
-            .map(|sh| sh.live.load(Ordering::Relaxed))
+            .map(|sh| sh.lock().map.len())
             .fold(0, usize::wrapping_add)
     }
 }
@@ -419,9 +439,11 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
 
     fn build(shards: usize) -> Self {
         Self {
-            shards: (0..shards).map(|_| CachePadded::new(Shard::new())).collect(),
+            shards: (0..shards)
+                .map(|_| CachePadded::new(Shard::new()))
+                .collect(),
             mask: shards - 1,
-            hasher: RandomState::new(),
+            hasher: ShardHasher::default(),
         }
     }
 
@@ -506,50 +528,54 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
         wait: Wait,
     ) -> Result<(), KeyLockError> {
         let sh = &self.shards[shard];
-        let mut map = sh.lock();
-        let waiters = match map.get_mut(key) {
+        let mut guard = sh.lock();
+        let t = &mut *guard;
+        let waiters = match t.map.get_mut(key) {
             None => {
                 // The uncontended path: a fresh entry, already held.
-                map.insert(key.clone(), Entry::held(mode));
-                sh.live.store(map.len(), Ordering::Relaxed);
-                bump(&sh.acquisitions);
+                t.map.insert(key.clone(), Entry::held(mode));
+                t.acquisitions = t.acquisitions.wrapping_add(1);
                 return Ok(());
             }
             Some(e) if e.admits(mode) => {
                 e.grant(mode);
-                bump(&sh.acquisitions);
+                t.acquisitions = t.acquisitions.wrapping_add(1);
                 return Ok(());
             }
             Some(e) => {
                 if let Wait::No = wait {
-                    bump(&sh.would_block);
+                    t.would_block = t.would_block.wrapping_add(1);
                     return Err(KeyLockError::WouldBlock);
                 }
                 // Registered as a waiter, this thread keeps the entry in the table.
                 *e.waiting(mode) += 1;
-                Arc::clone(e.waiters.get_or_insert_with(|| {
-                    Arc::new(Waiters {
-                        readers: Condvar::new(),
-                        writers: Condvar::new(),
-                    })
-                }))
+                WaitHandle(ManuallyDrop::new(Arc::clone(e.waiters.get_or_insert_with(
+                    || {
+                        Arc::new(Waiters {
+                            readers: Condvar::new(),
+                            writers: Condvar::new(),
+                        })
+                    },
+                ))))
             }
         };
+        let waiters: &Waiters = &waiters.0;
         let cv = match mode {
             LockMode::Read => &waiters.readers,
             LockMode::Write => &waiters.writers,
         };
         loop {
-            map = match wait {
+            guard = match wait {
                 Wait::Until(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        let e = Self::waiter_entry(&mut map, key, mode);
-                        *e.waiting(mode) -= 1;
-                        bump(&sh.timeouts);
+                        let t = &mut *guard;
+                        t.timeouts = t.timeouts.wrapping_add(1);
+                        let e = Self::waiter_entry(&mut t.map, key, mode);
+                        let w = e.waiting(mode);
+                        *w = w.saturating_sub(1);
                         if e.unused() {
-                            map.remove(key);
-                            sh.live.store(map.len(), Ordering::Relaxed);
+                            t.map.remove(key);
                         } else {
                             // This waiter may have taken a notification meant for the
                             // next in line, or have been the waiting writer that held
@@ -558,18 +584,20 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
                         }
                         return Err(KeyLockError::Timeout);
                     }
-                    cv.wait_timeout(map, deadline - now)
+                    cv.wait_timeout(guard, deadline - now)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
-                Wait::Forever | Wait::No => cv.wait(map).unwrap_or_else(PoisonError::into_inner),
+                Wait::Forever | Wait::No => cv.wait(guard).unwrap_or_else(PoisonError::into_inner),
             };
-            let e = Self::waiter_entry(&mut map, key, mode);
+            let t = &mut *guard;
+            let e = Self::waiter_entry(&mut t.map, key, mode);
             if e.admits(mode) {
-                *e.waiting(mode) -= 1;
+                let w = e.waiting(mode);
+                *w = w.saturating_sub(1);
                 e.grant(mode);
-                bump(&sh.acquisitions);
-                bump(&sh.contended);
+                t.acquisitions = t.acquisitions.wrapping_add(1);
+                t.contended = t.contended.wrapping_add(1);
                 return Ok(());
             }
         }
@@ -596,10 +624,19 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
 
     /// Releases `key` held in `mode` on shard `shard`. Never panics.
     fn release(&self, shard: usize, key: &K, mode: LockMode) {
+        // Under loom, a panic (a failed assertion, a reported deadlock) ends the
+        // model's execution, and touching loom's primitives while it unwinds aborts the
+        // process (a second panic), so a guard dropped by the unwinding releases
+        // nothing. Nothing would observe the release. Not compiled outside loom.
+        #[cfg(strata_loom)]
+        if std::thread::panicking() {
+            return;
+        }
         let Some(sh) = self.shards.get(shard) else {
             return;
         };
-        let mut map = sh.lock();
+        let mut guard = sh.lock();
+        let map = &mut guard.map;
         let Some(e) = map.get_mut(key) else {
             // Unreachable: a guard's key has an entry until the guard is dropped.
             return;
@@ -613,7 +650,6 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
         }
         if e.unused() {
             map.remove(key);
-            sh.live.store(map.len(), Ordering::Relaxed);
         } else if !wake_before_update() {
             e.wake();
         }
