@@ -143,31 +143,6 @@ fn loom_keylock_writer_woken_after_reader() {
     });
 }
 
-/// A timed-out waiting writer passes the wake-up on: the main thread holds a read
-/// lock throughout; a writer registers as waiting and gives up at once (timeout 0,
-/// which needs no passage of time, so it runs under loom); a reader that arrived while
-/// the writer waited is blocked only by that writer, and must be woken when it leaves.
-#[test]
-fn loom_keylock_timed_out_writer_wakes_readers() {
-    model(|| {
-        let m = Arc::new(KeyLockManager::<u32>::with_shards(1).unwrap());
-        let held = m.read(&1);
-        let m1 = Arc::clone(&m);
-        let writer = thread::spawn(move || {
-            m1.try_write_for(&1, core::time::Duration::ZERO)
-                .map(drop)
-                .unwrap_err()
-        });
-        let m2 = Arc::clone(&m);
-        let reader = thread::spawn(move || drop(m2.read(&1)));
-        reader.join().unwrap();
-        assert_eq!(writer.join().unwrap(), KeyLockError::Timeout);
-        drop(held);
-        assert_eq!(m.live_keys(), 0);
-        assert_eq!(m.stats().timeouts, 1);
-    });
-}
-
 /// `lock_many` in opposite orders: one thread asks for (1 W, 2 W), the other for
 /// (2 W, 1 R); both sort to key 1 first, so neither can hold 2 while waiting for 1.
 /// Loom reports a deadlock if there is one; the counters show exclusion.
@@ -296,6 +271,37 @@ mod plain {
         let g = m.try_write_for(&5, Duration::MAX).unwrap();
         drop(g);
         assert_eq!(m.live_keys(), 0);
+    }
+
+    /// A timed-out waiting writer passes the wake-up on: the main thread holds a read
+    /// lock throughout; a reader that arrived while a writer waited is blocked only by
+    /// that writer, and must be woken when the writer gives up. (Not a loom model: loom's
+    /// timed waits never time out, and a zero timeout gives up without ever releasing
+    /// the shard mutex, so no other thread could see the waiting writer.)
+    #[test]
+    fn timed_out_writer_wakes_readers() {
+        let m = KeyLockManager::<u32>::with_shards(1).unwrap();
+        let held = m.read(&1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let w = s.spawn(|| m.try_write_for(&1, Duration::from_secs(2)).map(drop));
+            await_waiting(&m, 1, (0, 1));
+            s.spawn(|| {
+                drop(m.read(&1));
+                tx.send(()).unwrap();
+            });
+            // The reader completes while `held` is still held: only the writer's
+            // timeout can have woken it. (A generous bound that fails instead of
+            // hanging, not a timing assertion.)
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("the reader was not woken when the writer gave up");
+            assert_eq!(w.join().unwrap().unwrap_err(), KeyLockError::Timeout);
+        });
+        assert_eq!(m.live_keys(), 1);
+        drop(held);
+        assert_eq!(m.live_keys(), 0);
+        let s = m.stats();
+        assert_eq!((s.timeouts, s.acquisitions), (1, 2));
     }
 
     #[test]
