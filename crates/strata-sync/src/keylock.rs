@@ -33,7 +33,7 @@
 //! drop(many);
 //!
 //! assert_eq!(locks.live_keys(), 0); // unused entries are removed
-//! assert_eq!(locks.stats().acquisitions, 5);
+//! assert_eq!(locks.stats().acquisitions, 6);
 //! ```
 //!
 //! # Algorithm

@@ -95,7 +95,7 @@ fn critical_sections_are_linearizable() {
                     for i in 0..OPS {
                         let k = (i + t as u64 + round) % KEYS as u64;
                         let cell = &cells.0[k as usize];
-                        if (i + t as u64) % 3 == 0 {
+                        if (i + t as u64).is_multiple_of(3) {
                             log.call(Op::Get(k), || {
                                 let _g = m.read(&k);
                                 std::thread::yield_now();

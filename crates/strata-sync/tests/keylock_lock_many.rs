@@ -37,7 +37,7 @@ fn random_set(rng: &mut Rng) -> Vec<(u32, LockMode)> {
     (0..n)
         .map(|_| {
             let k = (rng.next() % KEYS as u64) as u32;
-            let mode = if rng.next() % 3 == 0 {
+            let mode = if rng.next().is_multiple_of(3) {
                 LockMode::Read
             } else {
                 LockMode::Write
@@ -56,7 +56,7 @@ fn random_overlapping_sets_never_deadlock() {
     for t in 0..threads {
         let (m, c, done) = (Arc::clone(&m), Arc::clone(&c), done.clone());
         std::thread::spawn(move || {
-            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1234_5678_9ABC_DEF1);
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678_9ABC_DEF1));
             let mut writes = [0u64; KEYS];
             for i in 0..rounds {
                 let set = random_set(&mut rng);
@@ -100,18 +100,15 @@ fn random_overlapping_sets_never_deadlock() {
         let w = finished
             .recv_timeout(Duration::from_secs(120))
             .expect("lock_many deadlocked (no progress for 120 s)");
-        for k in 0..KEYS {
-            expected[k] += w[k];
+        for (e, n) in expected.iter_mut().zip(w) {
+            *e += n;
         }
     }
     let all = m.lock_many((0..KEYS as u32).map(|k| (k, LockMode::Read)));
-    for k in 0..KEYS {
+    for (k, (cell, want)) in c.0.iter().zip(expected).enumerate() {
         // SAFETY: `all` holds every key for reading.
-        assert_eq!(
-            unsafe { *c.0[k].get() },
-            expected[k],
-            "key {k}: a write was lost"
-        );
+        let got = unsafe { *cell.get() };
+        assert_eq!(got, want, "key {k}: a write was lost");
     }
     drop(all);
     assert_eq!(m.live_keys(), 0);
