@@ -51,11 +51,12 @@
 //!   (which keeps it in the table), and wait on the entry's reader or writer condition
 //!   variable with the shard's mutex, re-checking after every wake-up.
 //! * **Release** (a guard's drop). Lock the shard, update the entry; if nobody holds
-//!   the key and nobody waits for it, remove the entry; otherwise wake whoever the
-//!   entry now admits: one writer if the key is free and a writer waits, else every
-//!   waiting reader if no writer holds or waits. The same wake-up runs when a timed
-//!   wait gives up, because the waiter that leaves may have been the one notified, or
-//!   the one waiting writer that held readers back.
+//!   the key and nobody waits for it, remove the entry (and shrink the shard's map
+//!   once it is mostly empty, so a burst of keys does not pin memory); otherwise wake
+//!   whoever the entry now admits: one writer if the key is free and a writer waits,
+//!   else every waiting reader if no writer holds or waits. The same wake-up runs when
+//!   a timed wait gives up, because the waiter that leaves may have been the one
+//!   notified, or the one waiting writer that held readers back.
 //!
 //! Every state change happens under the shard's mutex, and a waiter re-checks the
 //! state under that mutex after every wake-up, so a wake-up cannot be lost between a
@@ -344,6 +345,19 @@ type ShardHasher = RandomState;
 #[cfg(strata_loom)]
 type ShardHasher = core::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 
+/// Removes an unused entry, and shrinks the shard's map when it has become mostly
+/// empty (fewer than 1/8 of its capacity in use, above 64 slots), to twice its length:
+/// a burst of many keys does not pin its memory for ever. The hysteresis between the
+/// shrink threshold and the new capacity keeps the rehashing amortized O(1) per
+/// operation.
+fn remove_entry<K: Hash + Eq>(map: &mut HashMap<K, Entry>, key: &K) {
+    map.remove(key);
+    let cap = map.capacity();
+    if cap > 64 && map.len() < cap / 8 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// How long an acquisition may wait.
 #[derive(Clone, Copy)]
 enum Wait {
@@ -575,7 +589,7 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
                         let w = e.waiting(mode);
                         *w = w.saturating_sub(1);
                         if e.unused() {
-                            t.map.remove(key);
+                            remove_entry(&mut t.map, key);
                         } else {
                             // This waiter may have taken a notification meant for the
                             // next in line, or have been the waiting writer that held
@@ -649,7 +663,7 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
             LockMode::Write => e.writer = false,
         }
         if e.unused() {
-            map.remove(key);
+            remove_entry(map, key);
         } else if !wake_before_update() {
             e.wake();
         }
