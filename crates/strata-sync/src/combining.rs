@@ -14,13 +14,16 @@
 //!
 //! # The algorithm
 //!
-//! * **The lock** is one `AtomicBool`, taken with one `compare_exchange` (`Acquire`)
-//!   and released with one `Release` store.
+//! * **The lock** is one byte, taken with one `compare_exchange` (`Acquire`) and
+//!   released with one `compare_exchange` (`Release`), which fails only when a waiter
+//!   has parked meanwhile (the `WAKE` bit, below).
 //! * **Fast path.** [`FlatCombining::apply`] first tries the lock. If it is free, the
 //!   caller applies its own operation directly, then serves any operation already
 //!   published by others (one scan of the publication list, empty when there is no
 //!   contention), and releases the lock: one CAS, the operation, one load of the list
-//!   head, one store. Nothing is published.
+//!   head, one CAS. Nothing is published, and the caller's own operation runs outside
+//!   `catch_unwind` (a panic in it is the caller's; the lock is released on the way
+//!   out).
 //! * **Publication.** If the lock is busy, the caller writes its operation into its
 //!   record's slot and sets the record's state to `PENDING` with a `Release` store.
 //!   A record is linked into the *publication list* (a lock-free intrusive singly
@@ -31,6 +34,17 @@
 //!   takes the result), or until the lock looks free, when it tries to become the
 //!   combiner itself. A thread that becomes the combiner with its own operation still
 //!   pending takes it back and applies it directly.
+//! * **Parking.** A waiter that has spun and yielded without result parks: it writes
+//!   its unparker into its record, CASes the state `PENDING -> PARKED` (`Release`),
+//!   and sets the `WAKE` bit of the lock word with a `fetch_or`. If the lock was free
+//!   at that `fetch_or` it does not park (nobody would serve it) and tries the lock
+//!   instead. If the lock was held, that holder's release comes later in the lock
+//!   word's modification order and finds `WAKE`: before releasing, it clears the bit
+//!   and serves every published record of the all-records list (a parked record may
+//!   have been unlinked from the publication list), storing `DONE` and unparking each
+//!   parked owner. A combiner that serves a `PARKED` record clones its unparker before
+//!   the `DONE` store (after it, the owner may return and reuse the record). The loom
+//!   model `loom_parked_waiter_is_woken` checks that no wake-up is lost.
 //! * **Combining.** The lock holder scans the publication list: every `PENDING` record
 //!   has its operation taken out of the slot (the slot is left empty), applied, its
 //!   result written into the record's result slot, and its state set to `DONE` with a
@@ -128,7 +142,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use strata_primitives::cell::UnsafeCell;
 use strata_primitives::sync::Arc;
 use strata_primitives::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
-use strata_primitives::{Backoff, CachePadded};
+use strata_primitives::{Backoff, CachePadded, LOOM, Parker, Unparker};
 
 /// A sequential data structure: anything with one `apply` entry point that takes an
 /// operation and returns its result. [`FlatCombining`] makes it concurrent.
@@ -253,6 +267,15 @@ const IDLE: u8 = 0;
 const PENDING: u8 = 1;
 /// A record's state: the result is in the result slot.
 const DONE: u8 = 2;
+/// A record's state: an operation is published, and its owner is parked (or about to
+/// park) until the state is `DONE`; its unparker is in the record's `unparker` slot.
+const PARKED: u8 = 3;
+
+/// The lock word's bit: the combiner lock is held.
+const LOCKED: u8 = 1;
+/// The lock word's bit: a waiter parked while the lock was held; the holder serves every
+/// published record (of the all-records list) before it releases the lock.
+const WAKE: u8 = 2;
 
 /// The ordering of the stores that publish an operation to the combiner (`PENDING`)
 /// and a result to its owner (`DONE`): `Release`, or `Relaxed` under the test-only
@@ -287,10 +310,11 @@ fn finish<T>(outcome: Outcome<T>) -> T {
 /// A publication record. Owned by one thread (or [`Handle`]) at a time; read and
 /// written by the combiner while it is `PENDING`.
 struct Record<S: Sequential> {
-    /// `IDLE`, `PENDING` or `DONE`. The owner moves `IDLE -> PENDING` (publishing the
-    /// op) and `DONE -> IDLE` (after taking the result); the lock holder moves
-    /// `PENDING -> DONE` (publishing the result), or, when it is the owner,
-    /// `PENDING -> IDLE` (taking its op back).
+    /// `IDLE`, `PENDING`, `PARKED` or `DONE`. The owner moves `IDLE -> PENDING`
+    /// (publishing the op), `PENDING -> PARKED` (by CAS, after writing its unparker)
+    /// and `DONE -> IDLE` (after taking the result); the lock holder moves `PENDING` or
+    /// `PARKED -> DONE` (publishing the result, then unparking a `PARKED` owner), or,
+    /// when it is the owner, `PENDING` or `PARKED -> IDLE` (taking its op back).
     state: AtomicU8,
     /// `true` while the record is in the publication list. Only the owner sets it
     /// (before pushing the record), only the lock holder clears it (after unlinking).
@@ -306,6 +330,9 @@ struct Record<S: Sequential> {
     result: UnsafeCell<Option<Outcome<S::Output>>>,
     /// The combining pass in which the record last had an operation. Lock holder only.
     last_used: UnsafeCell<u64>,
+    /// The owner's unparker: written by the owner while the state is `PENDING`, before
+    /// its `Release` CAS to `PARKED`; read by the lock holder after it reads `PARKED`.
+    unparker: UnsafeCell<Option<Unparker>>,
     /// `true` while an owner holds the record, `false` once abandoned. Shared with the
     /// owning thread's cache entry, which may outlive the `FlatCombining` and then
     /// stores `false` into it without touching the (freed) record.
@@ -329,8 +356,8 @@ struct Counters {
 /// [module docs](self) for the algorithm, the progress guarantee and the handling of
 /// panics.
 pub struct FlatCombining<S: Sequential> {
-    /// The combiner lock.
-    lock: CachePadded<AtomicBool>,
+    /// The combiner lock word: [`LOCKED`] and [`WAKE`].
+    lock: CachePadded<AtomicU8>,
     /// The head of the publication list.
     head: CachePadded<AtomicPtr<Rec<S>>>,
     /// Statistics, written by the lock holder.
@@ -373,7 +400,7 @@ impl<S: Sequential> FlatCombining<S> {
     /// cost of longer scans.
     pub fn with_aging(data: S, aging: u32) -> Self {
         Self {
-            lock: CachePadded::new(AtomicBool::new(false)),
+            lock: CachePadded::new(AtomicU8::new(0)),
             head: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
             counters: CachePadded::new(Counters {
                 passes: AtomicU64::new(0),
@@ -400,8 +427,16 @@ impl<S: Sequential> FlatCombining<S> {
     #[inline]
     pub fn apply(&self, op: S::Op) -> S::Output {
         if self.try_lock() {
-            return finish(self.combine_own(op));
+            return self.combine_own(op);
         }
+        self.apply_contended(op)
+    }
+
+    /// The lock was busy: publish `op` in the thread's record. Out of line, so that the
+    /// fast path of [`apply`](Self::apply) stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn apply_contended(&self, op: S::Op) -> S::Output {
         self.with_thread_record(|rec| self.apply_published(rec, op))
     }
 
@@ -449,39 +484,163 @@ impl<S: Sequential> FlatCombining<S> {
         n
     }
 
-    /// Takes the combiner lock if it is free: one CAS.
+    /// Takes the combiner lock if it is free: one CAS (two if a `WAKE` bit is left
+    /// over from a waiter that found the lock free).
     #[inline]
     fn try_lock(&self) -> bool {
-        self.lock
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        match self
+            .lock
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => true,
+            Err(cur) => cur & LOCKED == 0 && self.try_lock_flagged(cur),
+        }
+    }
+
+    #[cold]
+    fn try_lock_flagged(&self, mut cur: u8) -> bool {
+        while cur & LOCKED == 0 {
+            match self.lock.compare_exchange_weak(
+                cur,
+                cur | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(c) => cur = c,
+            }
+        }
+        false
     }
 
     /// Holding the lock: applies `op`, serves the published operations, releases the
     /// lock (also if something unwinds).
+    ///
+    /// The caller's own `op` runs without `catch_unwind`: if it panics, the panic is
+    /// the caller's, and `Unlock`'s drop releases the lock and wakes the parked
+    /// waiters on the way out.
     #[inline]
-    fn combine_own(&self, op: S::Op) -> Outcome<S::Output> {
-        let _unlock = Unlock(&self.lock);
-        self.data.with_mut(|data| {
+    fn combine_own(&self, op: S::Op) -> S::Output {
+        let unlock = Unlock(self);
+        let out = self.data.with_mut(|data| {
             // SAFETY: the caller holds the lock, so this is the only access to the
-            // structure until `_unlock` releases it (after this closure returns).
+            // structure until `unlock` releases it (after this closure returns).
             let data = unsafe { &mut *data };
-            let out = run(data, op);
+            let out = data.apply(op);
             // SAFETY: the caller holds the lock.
             unsafe { self.serve(data, 1) };
             out
-        })
+        });
+        unlock.release();
+        out
     }
 
     /// Holding the lock: serves the published operations, releases the lock.
     fn combine_others(&self) {
-        let _unlock = Unlock(&self.lock);
+        let unlock = Unlock(self);
         self.data.with_mut(|data| {
             // SAFETY: the caller holds the lock (see `combine_own`).
             let data = unsafe { &mut *data };
             // SAFETY: the caller holds the lock.
             unsafe { self.serve(data, 0) };
         });
+        unlock.release();
+    }
+
+    /// Releases the lock: one CAS, unless a waiter parked meanwhile (`WAKE`).
+    #[inline]
+    fn unlock(&self) {
+        if self
+            .lock
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_parked();
+        }
+    }
+
+    /// Releases the lock after serving the parked waiters: while `WAKE` is set, clears
+    /// it and serves every published record of the all-records list (a parked record
+    /// may have been unlinked from the publication list), then tries to release again.
+    #[cold]
+    fn unlock_parked(&self) {
+        loop {
+            // `Acquire`: pairs with the waiter's `AcqRel` `fetch_or` of `WAKE`, which
+            // follows its `Release` CAS to `PARKED` (and its unparker's write).
+            self.lock.fetch_and(!WAKE, Ordering::Acquire);
+            self.data.with_mut(|data| {
+                // SAFETY: we hold the lock (see `combine_own`).
+                let data = unsafe { &mut *data };
+                let pass = self.counters.passes.load(Ordering::Relaxed);
+                let mut served = 0;
+                let mut cur = self.all.load(Ordering::Acquire);
+                while !cur.is_null() {
+                    // SAFETY: records on the all-records list live until `self` is
+                    // dropped.
+                    let rec = unsafe { &*cur };
+                    // SAFETY: we hold the lock.
+                    served += unsafe { self.serve_record(data, rec, pass) };
+                    cur = rec.next_all;
+                }
+                let total = self.counters.ops.load(Ordering::Relaxed).wrapping_add(served);
+                self.counters.ops.store(total, Ordering::Relaxed);
+            });
+            if self
+                .lock
+                .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Holding the lock: applies the operation of `rec` if it is published (`PENDING`
+    /// or `PARKED`), hands the result back and unparks a parked owner. Returns 1 if an
+    /// operation was applied, else 0.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock, and `data` is the structure.
+    #[inline]
+    unsafe fn serve_record(&self, data: &mut S, rec: &Rec<S>, pass: u64) -> u64 {
+        let state = rec.state.load(Ordering::Acquire);
+        if state != PENDING && state != PARKED {
+            return 0;
+        }
+        // SAFETY: the owner wrote the op before its `Release` store of `PENDING`,
+        // which our `Acquire` load read (or before its CAS to `PARKED`, which
+        // follows it); it touches neither slot again until it reads `DONE` (or holds
+        // the lock, which we hold), and no other thread serves records while we hold
+        // the lock.
+        let op = rec.op.with_mut(|p| unsafe { (*p).take() });
+        let mut served = 0;
+        if let Some(op) = op {
+            let out = run(data, op);
+            // SAFETY: as above: the owner reads the result slot only after our `DONE`
+            // store below.
+            rec.result.with_mut(|p| unsafe { *p = Some(out) });
+            served = 1;
+        }
+        // SAFETY: `last_used` is only accessed by the lock holder.
+        rec.last_used.with_mut(|p| unsafe { *p = pass });
+        if let Err(actual) =
+            rec.state
+                .compare_exchange(PENDING, DONE, publish_ordering(), Ordering::Acquire)
+        {
+            // Only the owner changes the state of a published record, and only
+            // `PENDING -> PARKED`: it is `PARKED`, with the owner's unparker written
+            // before its CAS, which our `Acquire` read. Take a clone before `DONE`: after
+            // it the owner may return and reuse the slot.
+            debug_assert_eq!(actual, PARKED);
+            // SAFETY: the owner does not touch the slot while the state is `PARKED`.
+            let unparker = rec.unparker.with(|p| unsafe { (*p).clone() });
+            rec.state.store(DONE, publish_ordering());
+            if let Some(u) = unparker {
+                u.unpark();
+            }
+        }
+        served
     }
 
     /// One combining pass: scans the publication list while a scan finds work (at most
@@ -530,22 +689,10 @@ impl<S: Sequential> FlatCombining<S> {
             // through the release sequence of later pushes, with every earlier one), or
             // by an earlier lock holder (ordered before us by the lock).
             let next = rec.next.load(Ordering::Relaxed);
-            if rec.state.load(Ordering::Acquire) == PENDING {
-                // SAFETY: the owner wrote the op before its `Release` store of
-                // `PENDING`, which our `Acquire` load read; it touches neither slot
-                // again until it reads `DONE`, and no other thread serves records while
-                // we hold the lock.
-                let op = rec.op.with_mut(|p| unsafe { (*p).take() });
-                if let Some(op) = op {
-                    let out = run(data, op);
-                    // SAFETY: as above: the owner reads the result slot only after our
-                    // `DONE` store below.
-                    rec.result.with_mut(|p| unsafe { *p = Some(out) });
-                    served += 1;
-                }
-                // SAFETY: `last_used` is only accessed by the lock holder.
-                rec.last_used.with_mut(|p| unsafe { *p = pass });
-                rec.state.store(DONE, publish_ordering());
+            let state = rec.state.load(Ordering::Relaxed);
+            if state == PENDING || state == PARKED {
+                // SAFETY: the caller holds the lock, and `data` is the structure.
+                served += unsafe { self.serve_record(data, rec, pass) };
                 pred = cur;
                 cur = next;
                 continue;
@@ -615,21 +762,23 @@ impl<S: Sequential> FlatCombining<S> {
             self.link(rec);
         }
         let backoff = Backoff::new();
+        let mut parker = None;
         loop {
             if rec.state.load(Ordering::Acquire) == DONE {
                 return Self::take_result(rec);
             }
-            if !self.lock.load(Ordering::Relaxed) && self.try_lock() {
-                // We are the combiner. Our op is still `PENDING` (take it back and
+            if self.lock.load(Ordering::Relaxed) & LOCKED == 0 && self.try_lock() {
+                // We are the combiner. Our op is still published (take it back and
                 // apply it directly: the record may have been unlinked), or a previous
                 // combiner applied it between our check and our lock (`DONE`).
-                if rec.state.load(Ordering::Acquire) == PENDING {
+                let state = rec.state.load(Ordering::Acquire);
+                if state == PENDING || state == PARKED {
                     rec.state.store(IDLE, Ordering::Relaxed);
                     // SAFETY: we own the record and hold the lock, so no other thread
                     // reads or writes the slot.
                     let op = rec.op.with_mut(|p| unsafe { (*p).take() });
                     if let Some(op) = op {
-                        return finish(self.combine_own(op));
+                        return self.combine_own(op);
                     }
                 }
                 self.combine_others();
@@ -640,8 +789,60 @@ impl<S: Sequential> FlatCombining<S> {
                 // after the `Release` store that we just read): push it.
                 self.link(rec);
             }
-            backoff.snooze();
+            // Under loom, park at once, so that the models explore the parking
+            // protocol (a spin there is only a yield).
+            if LOOM || backoff.is_completed() {
+                self.park(rec, &mut parker);
+            } else {
+                backoff.snooze();
+            }
         }
+    }
+
+    /// The waiter has spun and yielded long enough: parks until a lock holder has
+    /// served its record. Returns without parking if the operation is done or the lock
+    /// is free (the caller looks again).
+    ///
+    /// The protocol: the owner writes its unparker, CASes its state `PENDING ->
+    /// PARKED` (`Release`), then sets `WAKE` in the lock word with a `fetch_or`. If the
+    /// lock was held at that `fetch_or`, the holder's release comes later in the lock
+    /// word's modification order, sees `WAKE`, and serves every published record
+    /// before it releases (see `unlock_parked`): this record is served and its owner
+    /// unparked. If the lock was free, nobody may serve the record, so the owner does
+    /// not park: it goes back to trying the lock.
+    #[cold]
+    fn park(&self, rec: &Rec<S>, parker: &mut Option<Parker>) {
+        let parker = match parker {
+            Some(p) => p,
+            None => {
+                let p = Parker::new();
+                let u = p.unparker();
+                // The state is `PENDING` or `PARKED` (from an earlier call of this
+                // `apply`, with this same unparker): only the first call writes.
+                if rec.state.load(Ordering::Relaxed) == PENDING {
+                    // SAFETY: the state is `PENDING`: the lock holder reads the slot
+                    // only after it reads `PARKED`, which our CAS below publishes.
+                    rec.unparker.with_mut(|s| unsafe { *s = Some(u) });
+                }
+                parker.insert(p)
+            }
+        };
+        match rec
+            .state
+            .compare_exchange(PENDING, PARKED, Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) | Err(PARKED) => {}
+            // `DONE`: the caller's next look takes the result.
+            Err(_) => return,
+        }
+        let old = self.lock.fetch_or(WAKE, Ordering::AcqRel);
+        if old & LOCKED == 0 {
+            return;
+        }
+        // The holder serves us, stores `DONE`, then unparks us; a token left by a
+        // release that could not serve (see `Unlock`) also wakes us. Either way the
+        // caller looks again.
+        parker.park();
     }
 
     /// Takes the result of `rec` after its `DONE` was read with `Acquire` (by the
@@ -704,6 +905,7 @@ impl<S: Sequential> FlatCombining<S> {
             op: UnsafeCell::new(None),
             result: UnsafeCell::new(None),
             last_used: UnsafeCell::new(0),
+            unparker: UnsafeCell::new(None),
             claimed: Arc::new(AtomicBool::new(true)),
             next_all: ptr::null_mut(),
         })));
@@ -836,12 +1038,54 @@ impl<T: Send> FlatCombining<VecDeque<T>> {
 }
 
 /// Releases the combiner lock when dropped (also when unwinding).
-struct Unlock<'a>(&'a AtomicBool);
+struct Unlock<'a, S: Sequential>(&'a FlatCombining<S>);
 
-impl Drop for Unlock<'_> {
+impl<S: Sequential> Unlock<'_, S> {
+    /// Releases the lock (serving parked waiters first, see `unlock_parked`).
     #[inline]
+    fn release(self) {
+        let fc = self.0;
+        core::mem::forget(self);
+        fc.unlock();
+    }
+}
+
+impl<S: Sequential> Drop for Unlock<'_, S> {
+    /// Runs only if something unwinds while the lock is held (operations run under
+    /// `catch_unwind`, so this is a safety net): releases the lock without serving,
+    /// and unparks every parked owner, which then tries the lock itself.
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        let fc = self.0;
+        let mut unparkers = Vec::new();
+        loop {
+            // As in `unlock_parked`: clear `WAKE` first, so that a waiter that parks
+            // after our walk sets it again and fails our release below.
+            fc.lock.fetch_and(!WAKE, Ordering::Acquire);
+            unparkers.clear();
+            let mut cur = fc.all.load(Ordering::Acquire);
+            while !cur.is_null() {
+                // SAFETY: records on the all-records list live until `fc` is dropped.
+                let rec = unsafe { &*cur };
+                if rec.state.load(Ordering::Acquire) == PARKED {
+                    // SAFETY: we hold the lock and the state is `PARKED`: the owner
+                    // does not touch the slot.
+                    if let Some(u) = rec.unparker.with(|p| unsafe { (*p).clone() }) {
+                        unparkers.push(u);
+                    }
+                }
+                cur = rec.next_all;
+            }
+            if fc
+                .lock
+                .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        for u in unparkers {
+            u.unpark();
+        }
     }
 }
 
@@ -936,7 +1180,7 @@ impl<S: Sequential> Handle<'_, S> {
     #[inline]
     pub fn apply(&mut self, op: S::Op) -> S::Output {
         if self.fc.try_lock() {
-            return finish(self.fc.combine_own(op));
+            return self.fc.combine_own(op);
         }
         self.fc.apply_published(self.rec, op)
     }
