@@ -271,6 +271,10 @@ const DONE: u8 = 2;
 /// park) until the state is `DONE`; its unparker is in the record's `unparker` slot.
 const PARKED: u8 = 3;
 
+/// Rounds of waiting on its own record (spinning 1, 2, 4... hints, see [`Backoff`])
+/// before a waiter starts looking at the lock.
+const LOOKS_BEFORE_LOCK: u32 = 4;
+
 /// The lock word's bit: the combiner lock is held.
 const LOCKED: u8 = 1;
 /// The lock word's bit: a waiter parked while the lock was held; the holder serves every
@@ -426,7 +430,9 @@ impl<S: Sequential> FlatCombining<S> {
     /// ran it); see the [module docs](self#panics-in-sapply).
     #[inline]
     pub fn apply(&self, op: S::Op) -> S::Output {
-        if self.try_lock() {
+        // Test and test-and-set: a busy lock is only read, so that a waiter does not
+        // take the line from the combiner.
+        if self.lock.load(Ordering::Relaxed) == 0 && self.try_lock() {
             return self.combine_own(op);
         }
         self.apply_contended(op)
@@ -763,11 +769,19 @@ impl<S: Sequential> FlatCombining<S> {
         }
         let backoff = Backoff::new();
         let mut parker = None;
+        let mut looks = 0u32;
         loop {
             if rec.state.load(Ordering::Acquire) == DONE {
                 return Self::take_result(rec);
             }
-            if self.lock.load(Ordering::Relaxed) & LOCKED == 0 && self.try_lock() {
+            // Look at the lock only after a few rounds on our own record: every look
+            // takes a copy of the lock's line from the combiner, whose next CAS must
+            // then take it back.
+            looks = looks.saturating_add(1);
+            if (LOOM || looks > LOOKS_BEFORE_LOCK)
+                && self.lock.load(Ordering::Relaxed) & LOCKED == 0
+                && self.try_lock()
+            {
                 // We are the combiner. Our op is still published (take it back and
                 // apply it directly: the record may have been unlinked), or a previous
                 // combiner applied it between our check and our lock (`DONE`).
