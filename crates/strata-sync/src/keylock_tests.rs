@@ -6,6 +6,13 @@
 //! Under `--cfg strata_weaken` a release wakes waiters before it updates the entry (a
 //! lost wake-up): every model in which a thread has to wait for a release then
 //! deadlocks, and loom reports it (`should_panic(expected = "deadlock")`).
+//!
+//! Planted bugs caught (tried by hand, then reverted): a writer admitted while readers
+//! hold the key (a causality violation in `loom_keylock_writer_woken_after_reader`, an
+//! assertion in `loom_keylock_readers_share`), and an entry removed while waiters
+//! exist (three models deadlock). Not caught by loom (it has no time): a timed-out
+//! waiter that leaves without passing on the wake-up; the plain test
+//! `timed_out_writer_wakes_readers` covers it.
 
 // `std`'s `Arc` shares the test's objects with the model's threads: loom's `Arc` would
 // also be fine, but dropping it while a model unwinds from a reported deadlock aborts

@@ -5,6 +5,12 @@
 //! torn read visible: a copy mixing two writes has unequal words. Under
 //! `--cfg strata_weaken` the store that ends a write is `Relaxed`, and the models that
 //! must notice are marked `should_panic`.
+//!
+//! Planted bugs these models caught (tried by hand, then reverted), together with the
+//! models of [`crate::versioned`]: a reader that does not re-check the sequence (3 of
+//! the 4 models fail: a torn `[0, 1]`, a snapshot that is not its generation's), and
+//! a reader without its `fence(Acquire)` (3 of 4 fail). The fourth,
+//! `loom_seqlock_two_writers_serialize`, races writers only.
 
 use bytemuck::{Pod, Zeroable};
 use strata_primitives::sync::Arc;

@@ -5,6 +5,12 @@
 //! one-execution models and the `loom_*` tests explore their threads' interleavings.
 //! Tests that need real panics on a held lock or huge shard counts are
 //! `#[cfg(not(strata_loom))]`.
+//!
+//! Planted bugs caught (tried by hand, then reverted): `loom_ref_blocks_only_writers_of_its_shard`
+//! pointed at a key of the same shard (loom reports the deadlock);
+//! `keyed_operations_hash_once` caught a second hash in `get`. Under
+//! `--cfg strata_weaken` `upsert` checks and inserts under two lock acquisitions, and
+//! `loom_upsert_counts_every_update` reports the lost update.
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;

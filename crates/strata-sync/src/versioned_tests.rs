@@ -4,6 +4,9 @@
 //! generation `g` is `[g / 2; 2]`: a snapshot can be checked against its generation.
 //! Under `--cfg strata_weaken` the store that ends a write is `Relaxed`, and the
 //! models that must notice are marked `should_panic`.
+//!
+//! Planted bugs caught: see the header of the seqlock tests (the two types share the
+//! read and publish steps).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
