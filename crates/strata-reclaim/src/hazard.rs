@@ -414,6 +414,13 @@ impl Domain {
     /// - `ptr` is retired exactly once and is unlinked (as for [`retire`](Self::retire)),
     /// - calling `reclaim(ptr)` on any thread, once, is sound, and whatever it borrows
     ///   outlives this domain.
+    ///
+    /// One relaxation, for reference-counted objects: the same address may be retired
+    /// more than once, and may be linked again after a retirement, when each retirement
+    /// gives up a reference of its own (an `Arc` count) and the object stays alive
+    /// through the others. Each retired entry is reclaimed independently, once no hazard
+    /// pointer holds the address, so a reader protecting the address (through any link)
+    /// delays every retirement of it.
     pub unsafe fn retire_with<T>(&self, ptr: *mut T, reclaim: unsafe fn(*mut T)) {
         // SAFETY: `*mut T` and `*mut u8` are ABI-compatible for sized `T` (same size,
         // no metadata), so calling `reclaim` through this type with the pointer cast

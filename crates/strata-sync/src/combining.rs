@@ -93,7 +93,10 @@
 //!
 //! # Panics in `S::apply`
 //!
-//! Each [`Sequential::apply`] runs under [`std::panic::catch_unwind`]. If it panics,
+//! Each [`Sequential::apply`] of another thread's operation runs under
+//! [`std::panic::catch_unwind`] (the lock holder's own operation does not: its panic
+//! is its own, and the lock is released and the parked waiters woken on the way out,
+//! by a drop guard). If it panics,
 //! the combiner stores the panic payload in the record of the operation's owner, marks
 //! it done, carries on with the other records and releases the lock as usual; the
 //! owner then resumes the panic (with [`std::panic::resume_unwind`], the original
@@ -432,7 +435,7 @@ impl<S: Sequential> FlatCombining<S> {
     pub fn apply(&self, op: S::Op) -> S::Output {
         // Test and test-and-set: a busy lock is only read, so that a waiter does not
         // take the line from the combiner.
-        if self.lock.load(Ordering::Relaxed) == 0 && self.try_lock() {
+        if self.lock.load(Ordering::Relaxed) & LOCKED == 0 && self.try_lock() {
             return self.combine_own(op);
         }
         self.apply_contended(op)
@@ -551,18 +554,6 @@ impl<S: Sequential> FlatCombining<S> {
             unsafe { self.serve(data, 0) };
         });
         unlock.release();
-    }
-
-    /// Releases the lock: one CAS, unless a waiter parked meanwhile (`WAKE`).
-    #[inline]
-    fn unlock(&self) {
-        if self
-            .lock
-            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            self.unlock_parked();
-        }
     }
 
     /// Releases the lock after serving the parked waiters: while `WAKE` is set, clears
@@ -788,6 +779,10 @@ impl<S: Sequential> FlatCombining<S> {
                 let state = rec.state.load(Ordering::Acquire);
                 if state == PENDING || state == PARKED {
                     rec.state.store(IDLE, Ordering::Relaxed);
+                    let pass = self.counters.passes.load(Ordering::Relaxed);
+                    // SAFETY: `last_used` is only accessed by the lock holder (us). Set
+                    // so that aging does not unlink a record its owner is using.
+                    rec.last_used.with_mut(|p| unsafe { *p = pass });
                     // SAFETY: we own the record and hold the lock, so no other thread
                     // reads or writes the slot.
                     let op = rec.op.with_mut(|p| unsafe { (*p).take() });
@@ -1055,21 +1050,38 @@ impl<T: Send> FlatCombining<VecDeque<T>> {
 struct Unlock<'a, S: Sequential>(&'a FlatCombining<S>);
 
 impl<S: Sequential> Unlock<'_, S> {
-    /// Releases the lock (serving parked waiters first, see `unlock_parked`).
+    /// Releases the lock: one CAS, unless a waiter parked meanwhile (`WAKE`): then
+    /// the parked waiters are served first (see `unlock_parked`).
     #[inline]
     fn release(self) {
         let fc = self.0;
+        if fc
+            .lock
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            // Still guarded: if serving the parked waiters unwinds, the drop below
+            // releases the lock and unparks them.
+            fc.unlock_parked();
+        }
         core::mem::forget(self);
-        fc.unlock();
     }
 }
 
 impl<S: Sequential> Drop for Unlock<'_, S> {
-    /// Runs only if something unwinds while the lock is held (operations run under
-    /// `catch_unwind`, so this is a safety net): releases the lock without serving,
-    /// and unparks every parked owner, which then tries the lock itself.
+    /// Runs only if something unwinds while the lock is held: the lock holder's own
+    /// operation panicked (others' run under `catch_unwind`), or, as a safety net,
+    /// anything else did. Releases the lock without serving, and unparks every parked
+    /// owner, which then tries the lock itself.
     fn drop(&mut self) {
         let fc = self.0;
+        // The panicking operation counts as applied, in a pass of its own (we still
+        // hold the lock: the counters are ours to write).
+        let c = &fc.counters;
+        c.passes
+            .store(c.passes.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        c.ops
+            .store(c.ops.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         let mut unparkers = Vec::new();
         loop {
             // As in `unlock_parked`: clear `WAKE` first, so that a waiter that parks

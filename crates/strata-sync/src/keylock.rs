@@ -109,8 +109,11 @@
 //!
 //! No operation panics on its own. The only code that runs while a shard's mutex is
 //! held and that could panic is `K`'s `Hash`, `Eq`, `Clone` and `Drop`, and the
-//! allocator; all of it runs before the entry's counters change, and `HashMap` stays
-//! consistent when they panic. So a poisoned shard mutex still guards a consistent
+//! allocator; the key of a guard is cloned before the key is acquired, a waiter's
+//! wake-up does not clone it, and `HashMap` stays consistent when they panic. One
+//! window remains: a `Hash` or `Eq` that panics during a registered waiter's wake-up
+//! leaves that waiter counted, which holds back later acquisitions of the key (readers
+//! behind a phantom waiting writer). So a poisoned shard mutex still guards a consistent
 //! table, and every operation here goes on with it (`PoisonError::into_inner`) rather
 //! than failing. A guard's drop never panics (unless `K`'s own `Eq`, `Hash` or `Drop`
 //! does).
@@ -469,19 +472,23 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
     /// Blocks until `key` is held for reading; shared with other readers.
     pub fn read(&self, key: &K) -> KeyReadGuard<'_, K> {
         let shard = self.shard_of(key);
+        // Cloned before acquiring: a panicking `clone` must not leave the key held.
+        let owned = key.clone();
         // Waiting without a deadline only ends by acquiring.
         let _ = self.acquire(shard, key, LockMode::Read, Wait::Forever);
         KeyReadGuard {
-            held: Held::new(self, key.clone(), shard),
+            held: Held::new(self, owned, shard),
         }
     }
 
     /// Blocks until `key` is held for writing, exclusively.
     pub fn write(&self, key: &K) -> KeyWriteGuard<'_, K> {
         let shard = self.shard_of(key);
+        // Cloned before acquiring: a panicking `clone` must not leave the key held.
+        let owned = key.clone();
         let _ = self.acquire(shard, key, LockMode::Write, Wait::Forever);
         KeyWriteGuard {
-            held: Held::new(self, key.clone(), shard),
+            held: Held::new(self, owned, shard),
         }
     }
 
@@ -519,17 +526,21 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
 
     fn read_with(&self, key: &K, wait: Wait) -> Result<KeyReadGuard<'_, K>, KeyLockError> {
         let shard = self.shard_of(key);
+        // Cloned before acquiring: a panicking `clone` must not leave the key held.
+        let owned = key.clone();
         self.acquire(shard, key, LockMode::Read, wait)?;
         Ok(KeyReadGuard {
-            held: Held::new(self, key.clone(), shard),
+            held: Held::new(self, owned, shard),
         })
     }
 
     fn write_with(&self, key: &K, wait: Wait) -> Result<KeyWriteGuard<'_, K>, KeyLockError> {
         let shard = self.shard_of(key);
+        // Cloned before acquiring: a panicking `clone` must not leave the key held.
+        let owned = key.clone();
         self.acquire(shard, key, LockMode::Write, wait)?;
         Ok(KeyWriteGuard {
-            held: Held::new(self, key.clone(), shard),
+            held: Held::new(self, owned, shard),
         })
     }
 
@@ -622,8 +633,13 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
     /// is re-created with this waiter registered (instead of a panic) and the waiter
     /// goes on waiting on its condition variable, which any later state change on the
     /// key does not notify: the worst outcome is a hang, never a panic or UB.
+    ///
+    /// The key is not cloned on this path (a wake-up), so a panicking `Clone` cannot
+    /// leave the waiter's registration behind. Only an inconsistent `Hash`/`Eq` of `K`
+    /// (a broken trait contract, which `HashMap` itself does not survive) can make the
+    /// final lookup miss the entry just inserted; that panics.
     fn waiter_entry<'m>(map: &'m mut HashMap<K, Entry>, key: &K, mode: LockMode) -> &'m mut Entry {
-        map.entry(key.clone()).or_insert_with(|| {
+        if !map.contains_key(key) {
             let mut e = Entry {
                 readers: 0,
                 writer: false,
@@ -632,8 +648,10 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
                 waiters: None,
             };
             *e.waiting(mode) = 1;
-            e
-        })
+            map.insert(key.clone(), e);
+        }
+        map.get_mut(key)
+            .expect("KeyLockManager: K's Hash and Eq disagree (an entry just inserted is not found)")
     }
 
     /// Releases `key` held in `mode` on shard `shard`. Never panics.

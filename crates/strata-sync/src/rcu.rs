@@ -188,7 +188,12 @@ pub trait RcuReclaim: Reclaim + sealed::Sealed {
     /// # Safety
     /// - `ptr` came from `Arc::<T>::into_raw` and the caller gives up the one count it
     ///   stands for, once;
-    /// - it is unlinked: a protection that starts after this call cannot return it.
+    /// - that count is unlinked: the cell no longer holds it. The address itself may be
+    ///   linked again, or retired again, through other counts of the same `Arc` (a
+    ///   `store_arc` of a clone of an earlier value): a reader that reaches it then
+    ///   reads an object kept alive by the cell's own count, and under hazard pointers
+    ///   its protection of the address delays every retired count of it (see
+    ///   `strata_reclaim::hazard::Domain::retire_with`).
     #[doc(hidden)]
     unsafe fn retire_arc<'r, T: Send + Sync + 'static>(guard: &Self::Guard<'r>, ptr: *const T)
     where
@@ -211,8 +216,10 @@ unsafe fn drop_arc<T>(p: *mut T) {
 unsafe fn defer_arc<T: Send + Sync + 'static>(guard: &epoch::Guard, ptr: *const T) {
     // SAFETY: the closure drops an `Arc<T>` with `T: Send + Sync`, sound on any thread;
     // it borrows nothing (`T: 'static`); the count is given up once (the caller's
-    // contract) and the pointer is unlinked, so no critical section that begins later
-    // can reach it, and the ones open now end before the domain runs the closure.
+    // contract) and is unlinked, so no critical section that begins later can reach
+    // it (one that reaches the same address through another count reads an object
+    // that count keeps alive), and the ones open now end before the domain runs the
+    // closure.
     unsafe { guard.defer_unchecked(move || drop_arc(ptr.cast_mut())) };
 }
 
@@ -222,9 +229,11 @@ unsafe fn defer_arc<T: Send + Sync + 'static>(guard: &epoch::Guard, ptr: *const 
 /// # Safety
 /// As [`RcuReclaim::retire_arc`].
 unsafe fn retire_arc_hp<T: Send + Sync + 'static>(domain: &hazard::Domain, ptr: *const T) {
-    // SAFETY: `ptr` is unlinked and retired once (the caller's contract); `drop_arc`
-    // gives up exactly the count `ptr` stands for, and dropping an `Arc<T>` with
-    // `T: Send + Sync + 'static` is sound on any thread at any later time.
+    // SAFETY: the count `ptr` stands for is unlinked and retired once (the caller's
+    // contract; the address may be retired or linked again through other counts, which
+    // `retire_with` allows for reference-counted objects); `drop_arc` gives up exactly
+    // that count, and dropping an `Arc<T>` with `T: Send + Sync + 'static` is sound on
+    // any thread at any later time.
     unsafe { domain.retire_with(ptr.cast_mut(), drop_arc::<T>) };
 }
 
