@@ -477,7 +477,7 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
         // Waiting without a deadline only ends by acquiring.
         let _ = self.acquire(shard, key, LockMode::Read, Wait::Forever);
         KeyReadGuard {
-            held: Held::new(self, owned, shard),
+            held: Held::new(self, owned, shard, LockMode::Read),
         }
     }
 
@@ -488,7 +488,7 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
         let owned = key.clone();
         let _ = self.acquire(shard, key, LockMode::Write, Wait::Forever);
         KeyWriteGuard {
-            held: Held::new(self, owned, shard),
+            held: Held::new(self, owned, shard, LockMode::Write),
         }
     }
 
@@ -530,7 +530,7 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
         let owned = key.clone();
         self.acquire(shard, key, LockMode::Read, wait)?;
         Ok(KeyReadGuard {
-            held: Held::new(self, owned, shard),
+            held: Held::new(self, owned, shard, LockMode::Read),
         })
     }
 
@@ -540,7 +540,7 @@ impl<K: Hash + Eq + Clone> KeyLockManager<K> {
         let owned = key.clone();
         self.acquire(shard, key, LockMode::Write, wait)?;
         Ok(KeyWriteGuard {
-            held: Held::new(self, owned, shard),
+            held: Held::new(self, owned, shard, LockMode::Write),
         })
     }
 
@@ -771,11 +771,24 @@ struct Held<'a, K: Hash + Eq + Clone> {
     mgr: &'a KeyLockManager<K>,
     key: K,
     shard: usize,
+    mode: LockMode,
 }
 
 impl<'a, K: Hash + Eq + Clone> Held<'a, K> {
-    fn new(mgr: &'a KeyLockManager<K>, key: K, shard: usize) -> Self {
-        Self { mgr, key, shard }
+    fn new(mgr: &'a KeyLockManager<K>, key: K, shard: usize, mode: LockMode) -> Self {
+        Self {
+            mgr,
+            key,
+            shard,
+            mode,
+        }
+    }
+}
+
+/// Releases the key: the drop of both guard types.
+impl<K: Hash + Eq + Clone> Drop for Held<'_, K> {
+    fn drop(&mut self) {
+        self.mgr.release(self.shard, &self.key, self.mode);
     }
 }
 
@@ -789,13 +802,6 @@ impl<K: Hash + Eq + Clone> KeyReadGuard<'_, K> {
     /// The key held.
     pub fn key(&self) -> &K {
         &self.held.key
-    }
-}
-
-impl<K: Hash + Eq + Clone> Drop for KeyReadGuard<'_, K> {
-    fn drop(&mut self) {
-        let h = &self.held;
-        h.mgr.release(h.shard, &h.key, LockMode::Read);
     }
 }
 
@@ -817,13 +823,6 @@ impl<K: Hash + Eq + Clone> KeyWriteGuard<'_, K> {
     /// The key held.
     pub fn key(&self) -> &K {
         &self.held.key
-    }
-}
-
-impl<K: Hash + Eq + Clone> Drop for KeyWriteGuard<'_, K> {
-    fn drop(&mut self) {
-        let h = &self.held;
-        h.mgr.release(h.shard, &h.key, LockMode::Write);
     }
 }
 

@@ -584,4 +584,4 @@ impl<T: NoUninit + AnyBitPattern + fmt::Debug> fmt::Debug for SeqLock<T> {
 
 #[cfg(test)]
 #[path = "seqlock_tests.rs"]
-mod tests;
+pub(crate) mod tests;

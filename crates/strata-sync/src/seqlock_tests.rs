@@ -77,21 +77,21 @@ fn loom_seqlock_two_writers_serialize() {
     });
 }
 
-/// 33 bytes, alignment 1 (bytemuck's array impls stop at 32 without its
+/// 33 bytes, alignment 1 (shared with the `Versioned` tests; bytemuck's array impls stop at 32 without its
 /// `min_const_generics` feature).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]
-struct Bytes33 {
-    head: [u8; 32],
-    last: u8,
+pub(crate) struct Bytes33 {
+    pub(crate) head: [u8; 32],
+    pub(crate) last: u8,
 }
 
 /// A type with alignment 16 (larger than a word).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C, align(16))]
-struct Align16 {
-    a: u64,
-    b: u64,
+pub(crate) struct Align16 {
+    pub(crate) a: u64,
+    pub(crate) b: u64,
 }
 
 #[test]

@@ -10,7 +10,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytemuck::{Pod, Zeroable};
 use strata_primitives::sync::Arc;
 use strata_primitives::{LOOM, model, thread};
 
@@ -86,21 +85,7 @@ fn loom_versioned_fallback_after_max_tries() {
     }
 }
 
-/// 33 bytes, alignment 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C)]
-struct Bytes33 {
-    head: [u8; 32],
-    last: u8,
-}
-
-/// A type with alignment 16 (larger than a word).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-#[repr(C, align(16))]
-struct Align16 {
-    a: u64,
-    b: u64,
-}
+use crate::seqlock::tests::{Align16, Bytes33};
 
 #[test]
 fn api_read_write_store_version_validate() {
