@@ -31,8 +31,15 @@
 
 pub mod combining;
 pub mod keylock;
+pub mod lockdep;
+pub mod mcs;
+pub mod mutex;
+pub mod ordered;
+pub mod pool;
 pub mod rcu;
+pub mod rwlock;
 pub mod seqlock;
+pub mod slot_table;
 pub mod striped;
 pub mod versioned;
 
