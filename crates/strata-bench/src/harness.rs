@@ -19,6 +19,7 @@
 //!     unit: "ops/s",
 //!     min_threads: 1,
 //!     max_threads: None,
+//!     spread: false,
 //!     impls: vec![Impl::new("load", Kind::Limit, |threads, duration| {
 //!         let x = CachePadded::new(AtomicU64::new(0));
 //!         timed_threads(threads, duration, |_thread, stop| {
@@ -84,9 +85,34 @@ pub struct Sample {
     pub ops: u64,
     /// Wall-clock time from the start barrier's release to the last join.
     pub elapsed: Duration,
+    /// The smallest and the largest operation count of one thread, when the sample
+    /// comes from [`timed_threads`] with at least two threads; `None` otherwise.
+    pub per_thread: Option<(u64, u64)>,
 }
 
 impl Sample {
+    /// A sample without per-thread counts.
+    pub fn new(ops: u64, elapsed: Duration) -> Sample {
+        Sample {
+            ops,
+            elapsed,
+            per_thread: None,
+        }
+    }
+
+    /// The fairness spread: the largest per-thread operation count ÷ the smallest
+    /// (1.0 is perfectly even; infinite if some thread did nothing). `None` without
+    /// per-thread counts.
+    pub fn spread(&self) -> Option<f64> {
+        self.per_thread.map(|(min, max)| {
+            if min == 0 {
+                f64::INFINITY
+            } else {
+                max as f64 / min as f64
+            }
+        })
+    }
+
     /// Throughput in operations per second (0 for an empty sample).
     pub fn ops_per_sec(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
@@ -155,6 +181,9 @@ pub struct Workload {
     /// (a deque's owner alone): thread counts above it are skipped, as those below
     /// `min_threads` are.
     pub max_threads: Option<usize>,
+    /// Whether to report the fairness spread ([`Sample::spread`]) beside throughput
+    /// (for locks: how evenly the threads got the lock).
+    pub spread: bool,
     /// The implementations, in the order they appear in tables and plots.
     pub impls: Vec<Impl>,
 }
@@ -212,10 +241,7 @@ pub fn timed_threads<F: Fn(usize, &AtomicBool) -> u64 + Sync>(
     body: F,
 ) -> Sample {
     if threads == 0 {
-        return Sample {
-            ops: 0,
-            elapsed: Duration::ZERO,
-        };
+        return Sample::new(0, Duration::ZERO);
     }
     // Padded so that polling the flag never shares a line with the structure under test.
     let stop = CachePadded::new(AtomicBool::new(false));
@@ -245,10 +271,15 @@ pub fn timed_threads<F: Fn(usize, &AtomicBool) -> u64 + Sync>(
         thread::sleep(duration.saturating_sub(start.elapsed()));
         stop.store(true, Ordering::Relaxed);
         let mut ops = 0u64;
+        let (mut min, mut max) = (u64::MAX, 0u64);
         let mut panicked: Option<Box<dyn Any + Send>> = None;
         for h in handles {
             match h.join() {
-                Ok(n) => ops = ops.saturating_add(n),
+                Ok(n) => {
+                    ops = ops.saturating_add(n);
+                    min = min.min(n);
+                    max = max.max(n);
+                }
                 Err(payload) => {
                     panicked.get_or_insert(payload);
                 }
@@ -260,7 +291,11 @@ pub fn timed_threads<F: Fn(usize, &AtomicBool) -> u64 + Sync>(
         if let Some(payload) = panicked {
             panic::resume_unwind(payload);
         }
-        Sample { ops, elapsed }
+        Sample {
+            ops,
+            elapsed,
+            per_thread: (threads >= 2).then_some((min, max)),
+        }
     })
 }
 
@@ -315,6 +350,9 @@ pub struct Row {
     pub stats: Stats,
     /// Unit of the throughput figures.
     pub unit: String,
+    /// The median fairness spread over the runs ([`Sample::spread`]), for workloads
+    /// that report it.
+    pub spread: Option<f64>,
 }
 
 /// Strata ÷ peer median throughput at one thread count.
@@ -520,6 +558,7 @@ pub fn run(
         for &threads in cfg.threads.iter().filter(|&&t| w.runs_at(t)) {
             let n = w.impls.len();
             let mut samples: Vec<Vec<f64>> = vec![Vec::new(); n];
+            let mut spreads: Vec<Vec<f64>> = vec![Vec::new(); n];
             let mut failed = vec![false; n];
             let rounds = (0..n)
                 .map(|i| (None, i))
@@ -538,6 +577,9 @@ pub fn run(
                         Ok(s) => {
                             if round.is_some() {
                                 samples[i].push(s.ops_per_sec());
+                                if let Some(spread) = s.spread().filter(|_| w.spread) {
+                                    spreads[i].push(spread);
+                                }
                             }
                         }
                         Err(what) => {
@@ -553,7 +595,7 @@ pub fn run(
                 }
                 on_event(Event::Done);
             }
-            for (imp, s) in w.impls.iter().zip(&samples) {
+            for ((imp, s), sp) in w.impls.iter().zip(&samples).zip(&spreads) {
                 if let Some(stats) = stats(s) {
                     results.rows.push(Row {
                         workload: w.name.to_owned(),
@@ -563,6 +605,7 @@ pub fn run(
                         oversubscribed: threads > cfg.cores,
                         stats,
                         unit: w.unit.to_owned(),
+                        spread: self::stats(sp).map(|s| s.median),
                     });
                 }
             }
@@ -601,6 +644,7 @@ mod tests {
                 max: median,
             },
             unit: "ops/s".into(),
+            spread: None,
         }
     }
 
@@ -657,10 +701,7 @@ mod tests {
                 // A real (tiny) timed run, then a deterministic figure.
                 let s = timed_threads(threads, duration, |_, stop| repeat_until(stop, 1, || {}));
                 assert!(s.ops > 0);
-                Sample {
-                    ops: ops * threads as u64,
-                    elapsed: Duration::from_secs(1),
-                }
+                Sample::new(ops * threads as u64, Duration::from_secs(1))
             })
         };
         let w = Workload {
@@ -669,6 +710,7 @@ mod tests {
             unit: "ops/s",
             min_threads: 1,
             max_threads: None,
+            spread: false,
             impls: vec![
                 fake("strata-x", Kind::Strata, 300),
                 fake("peer-y", Kind::Peer, 200),
@@ -716,6 +758,25 @@ mod tests {
     }
 
     #[test]
+    fn timed_threads_reports_the_per_thread_spread() {
+        // Thread 0 does 3 operations per look at the flag, thread 1 does 1, and each
+        // stops after 40 looks: the spread is exactly 3.
+        let s = timed_threads(2, Duration::from_millis(1), |i, _stop| {
+            let per = if i == 0 { 3 } else { 1 };
+            (0..40).map(|_| per).sum()
+        });
+        assert_eq!(s.per_thread, Some((40, 120)));
+        assert_eq!(s.spread(), Some(3.0));
+        let one = timed_threads(1, Duration::from_millis(1), |_, _| 5);
+        assert_eq!((one.per_thread, one.spread()), (None, None));
+        let starved = Sample {
+            per_thread: Some((0, 7)),
+            ..Sample::new(7, Duration::from_millis(1))
+        };
+        assert_eq!(starved.spread(), Some(f64::INFINITY));
+    }
+
+    #[test]
     fn runner_keeps_to_the_thread_range() {
         let counted = |max_threads| Workload {
             name: "fake/range",
@@ -723,6 +784,7 @@ mod tests {
             unit: "ops/s",
             min_threads: 2,
             max_threads,
+            spread: false,
             impls: vec![Impl::new("one", Kind::Peer, |threads, duration| {
                 timed_threads(threads, duration, |_, stop| repeat_until(stop, 1, || {}))
             })],
@@ -767,11 +829,9 @@ mod tests {
             unit: "ops/s",
             min_threads: 2,
             max_threads: None,
+            spread: false,
             impls: vec![
-                Impl::new("zero", Kind::Peer, |_, _| Sample {
-                    ops: 0,
-                    elapsed: Duration::from_millis(1),
-                }),
+                Impl::new("zero", Kind::Peer, |_, _| Sample::new(0, Duration::from_millis(1))),
                 Impl::new("boom", Kind::Strata, |threads, duration| {
                     timed_threads(threads, duration, |i, _| {
                         if i == 1 {

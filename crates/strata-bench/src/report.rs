@@ -230,7 +230,10 @@ pub fn format_utc(secs: u64) -> String {
 // CSV
 
 /// The column header of `report.csv`.
-pub const REPORT_HEADER: &str = "workload,impl,kind,threads,oversubscribed,runs,median_ops_per_s,min_ops_per_s,max_ops_per_s,unit";
+pub const REPORT_HEADER: &str = "workload,impl,kind,threads,oversubscribed,runs,median_ops_per_s,min_ops_per_s,max_ops_per_s,unit,median_spread";
+/// The column header of reports written before the fairness spread was recorded (read,
+/// never written).
+const REPORT_HEADER_V1: &str = "workload,impl,kind,threads,oversubscribed,runs,median_ops_per_s,min_ops_per_s,max_ops_per_s,unit";
 /// The column header of `ratios.csv`.
 pub const RATIOS_HEADER: &str = "workload,threads,oversubscribed,strata_impl,peer_impl,ratio";
 
@@ -291,7 +294,7 @@ pub fn report_csv(meta: &Meta, rows: &[Row]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{:.1},{:.1},{:.1},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{:.1},{},{}",
             csv_field(&r.workload),
             csv_field(&r.impl_name),
             r.kind.as_str(),
@@ -301,7 +304,8 @@ pub fn report_csv(meta: &Meta, rows: &[Row]) -> String {
             r.stats.median,
             r.stats.min,
             r.stats.max,
-            csv_field(&r.unit)
+            csv_field(&r.unit),
+            r.spread.map_or_else(String::new, |v| format!("{v:.3}"))
         );
     }
     s
@@ -345,6 +349,7 @@ pub fn parse_report_csv(text: &str, label: &str) -> Result<(Meta, Vec<Row>), Rep
         runs: 0,
     };
     let mut header_seen = false;
+    let mut fields = 11;
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -371,7 +376,9 @@ pub fn parse_report_csv(text: &str, label: &str) -> Result<(Meta, Vec<Row>), Rep
             continue;
         }
         if !header_seen {
-            if line.trim() != REPORT_HEADER {
+            if line.trim() == REPORT_HEADER_V1 {
+                fields = 10;
+            } else if line.trim() != REPORT_HEADER {
                 return Err(err(
                     n,
                     format!(
@@ -383,8 +390,8 @@ pub fn parse_report_csv(text: &str, label: &str) -> Result<(Meta, Vec<Row>), Rep
             continue;
         }
         let f = split_csv_line(line).map_err(|m| err(n, m))?;
-        if f.len() != 10 {
-            return Err(err(n, format!("expected 10 fields, found {}", f.len())));
+        if f.len() != fields {
+            return Err(err(n, format!("expected {fields} fields, found {}", f.len())));
         }
         let num = |idx: usize, what: &str| -> Result<f64, ReportError> {
             f[idx]
@@ -420,6 +427,11 @@ pub fn parse_report_csv(text: &str, label: &str) -> Result<(Meta, Vec<Row>), Rep
                 max: num(8, "max")?,
             },
             unit: f[9].clone(),
+            spread: match f.get(10).map(|v| v.trim()) {
+                None | Some("") => None,
+                Some("inf") => Some(f64::INFINITY),
+                Some(_) => Some(num(10, "spread")?),
+            },
         });
     }
     if !header_seen {
@@ -593,6 +605,12 @@ pub fn terminal(
         if let Some(h) = help(name) {
             let _ = writeln!(out, "  {h}");
         }
+        if wrows.iter().any(|r| r.spread.is_some()) {
+            let _ = writeln!(
+                out,
+                "  ×N: fairness spread, the most acquisitions of one thread ÷ the fewest (median over runs)"
+            );
+        }
         let mut header = vec!["threads".to_owned()];
         header.extend(impls.iter().map(|(n, k)| format!("{n} [{}]", k.as_str())));
         header.extend(pairs.iter().map(|(s, p)| format!("{s} / {p}")));
@@ -607,12 +625,16 @@ pub fn terminal(
                     .map_or_else(
                         || "—".to_owned(),
                         |r| {
-                            format!(
+                            let mut cell = format!(
                                 "{} ({}–{})",
                                 num(r.stats.median / div),
                                 num(r.stats.min / div),
                                 num(r.stats.max / div)
-                            )
+                            );
+                            if let Some(spread) = r.spread {
+                                let _ = write!(cell, " ×{}", spread_text(spread));
+                            }
+                            cell
                         },
                     );
                 line.push((cell, None));
@@ -1027,6 +1049,64 @@ pub fn readme_table(meta: &Meta, rows: &[Row]) -> String {
         }
         s.push('\n');
     }
+    s.push_str(&spread_table(rows));
+    s
+}
+
+/// A fairness spread as shown in tables: two decimals, `∞` if a thread did nothing.
+fn spread_text(spread: f64) -> String {
+    if spread.is_finite() {
+        format!("{spread:.2}")
+    } else {
+        "∞".to_owned()
+    }
+}
+
+/// The README's fairness table: one row per (workload, implementation) that reports a
+/// spread, with the median spread at each thread count. Empty if no row has one.
+fn spread_table(rows: &[Row]) -> String {
+    let with: Vec<&Row> = rows.iter().filter(|r| r.spread.is_some()).collect();
+    let mut s = String::new();
+    if with.is_empty() {
+        return s;
+    }
+    let counts = thread_counts(&with);
+    s.push_str(
+        "\nFairness: the most lock acquisitions of one thread ÷ the fewest, after a fixed time \
+         (median over runs; 1.00 is even, ∞ means a thread never got the lock).\n\n",
+    );
+    s.push_str("| workload | implementation |");
+    for &(t, o) in &counts {
+        let _ = write!(s, " {} |", threads_label(t, o));
+    }
+    s.push_str("\n|---|---|");
+    for _ in &counts {
+        s.push_str("---:|");
+    }
+    s.push('\n');
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in &with {
+        let k = (r.workload.as_str(), r.impl_name.as_str());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for (w, i) in keys {
+        let _ = write!(s, "| {} | {} |", md_escape(w), md_escape(i));
+        for &(t, _) in &counts {
+            match with
+                .iter()
+                .find(|r| r.workload == w && r.impl_name == i && r.threads == t)
+                .and_then(|r| r.spread)
+            {
+                Some(v) => {
+                    let _ = write!(s, " {} |", spread_text(v));
+                }
+                None => s.push_str(" — |"),
+            }
+        }
+        s.push('\n');
+    }
     s
 }
 
@@ -1130,6 +1210,7 @@ mod tests {
                 max: median * 1.5,
             },
             unit: "ops/s".into(),
+            spread: None,
         }
     }
 
@@ -1153,6 +1234,11 @@ mod tests {
             v.push(row("reclaim/pin", "fetch_add", Kind::Limit, t, 1.0e8));
         }
         v.push(row("baseline/with,comma", "x\"q", Kind::Limit, 1, 1234.5));
+        for (t, spread) in [(2, 1.25), (4, f64::INFINITY)] {
+            let mut r = row("lock/counter", "strata-adaptive", Kind::Strata, t, 1.0e7);
+            r.spread = Some(spread);
+            v.push(r);
+        }
         v
     }
 
@@ -1168,7 +1254,7 @@ mod tests {
         let rows = sample_rows();
         let text = report_csv(&meta(), &rows);
         assert!(text.starts_with("# strata-bench report\n# date: 2026-05-01T12:00:00Z\n"));
-        assert!(text.contains("\nworkload,impl,kind,threads,oversubscribed,runs,median_ops_per_s,min_ops_per_s,max_ops_per_s,unit\n"));
+        assert!(text.contains("\nworkload,impl,kind,threads,oversubscribed,runs,median_ops_per_s,min_ops_per_s,max_ops_per_s,unit,median_spread\n"));
         let (m, back) = parse_report_csv(&text, "test").unwrap();
         assert_eq!(m, meta());
         // Figures are written to 0.1 ops/s.
@@ -1187,6 +1273,28 @@ mod tests {
     }
 
     #[test]
+    fn csv_without_the_spread_column_still_reads() {
+        let text = format!(
+            "{REPORT_HEADER_V1}\nw,i,strata,2,false,5,10.0,9.0,11.0,ops/s\n"
+        );
+        let (_, rows) = parse_report_csv(&text, "old.csv").unwrap();
+        assert_eq!((rows.len(), rows[0].spread, rows[0].stats.median), (1, None, 10.0));
+        // The new header needs its eleventh field.
+        let short = format!("{REPORT_HEADER}\nw,i,strata,2,false,5,10.0,9.0,11.0,ops/s\n");
+        let e = parse_report_csv(&short, "x.csv").unwrap_err().to_string();
+        assert!(e.contains("expected 11 fields, found 10"), "{e}");
+    }
+
+    #[test]
+    fn readme_shows_the_fairness_spread() {
+        let t = readme_table(&meta(), &sample_rows());
+        assert!(t.contains("Fairness:"), "{t}");
+        assert!(t.contains("| lock/counter | strata-adaptive | 1.25 | ∞ |"), "{t}");
+        let none: Vec<Row> = sample_rows().into_iter().filter(|r| r.spread.is_none()).collect();
+        assert!(!readme_table(&meta(), &none).contains("Fairness:"));
+    }
+
+    #[test]
     fn csv_errors_are_clear() {
         let e = parse_report_csv("# only comments\n", "x.csv")
             .unwrap_err()
@@ -1194,10 +1302,10 @@ mod tests {
         assert!(e.contains("no column header"), "{e}");
         let e = parse_report_csv("a,b\n", "x.csv").unwrap_err().to_string();
         assert!(e.starts_with("x.csv:1:"), "{e}");
-        let bad = format!("{REPORT_HEADER}\nw,i,strata,two,false,5,1,1,1,ops/s\n");
+        let bad = format!("{REPORT_HEADER}\nw,i,strata,two,false,5,1,1,1,ops/s,\n");
         let e = parse_report_csv(&bad, "x.csv").unwrap_err().to_string();
         assert!(e.contains("x.csv:2:") && e.contains("threads `two`"), "{e}");
-        let bad = format!("{REPORT_HEADER}\nw,i,alien,1,false,5,1,1,1,ops/s\n");
+        let bad = format!("{REPORT_HEADER}\nw,i,alien,1,false,5,1,1,1,ops/s,\n");
         assert!(parse_report_csv(&bad, "x").is_err());
         let e = read_report_csv(Path::new("/nonexistent/report.csv"))
             .unwrap_err()
@@ -1325,11 +1433,12 @@ mod tests {
         let rows = sample_rows();
         let help = |w: &str| (w == "reclaim/pin").then(|| "Pins & unpins.".to_owned());
         let h = html(&meta(), &rows, &ratios(&rows), &help);
-        assert_eq!(h.matches("<svg").count(), 2);
+        assert_eq!(h.matches("<svg").count(), 3);
         assert!(h.contains("Pins &amp; unpins."));
         assert!(h.contains("<td class=\"bad\">0.80</td>"));
         let t = terminal(&rows, &help, 2, true);
         assert!(t.contains("reclaim/pin  [median (min–max), M ops/s]"));
+        assert!(t.contains("×N: fairness spread") && t.contains(" ×1.25") && t.contains(" ×∞"));
         assert!(t.contains("strata-epoch / crossbeam-epoch"));
         assert!(t.contains("\x1b[31m0.80"));
         assert!(t.contains("\n  16*"));

@@ -19,6 +19,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             Impl::new("fetch_add", Kind::Limit, |threads, duration| {
                 let counter = CachePadded::new(AtomicU64::new(0));
@@ -37,6 +38,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             Impl::new("fetch_add", Kind::Limit, |threads, duration| {
                 let counters: Vec<CachePadded<AtomicU64>> =

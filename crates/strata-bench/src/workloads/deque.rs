@@ -94,6 +94,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: Some(1),
+        spread: false,
         impls: impls(Shape::Owner(Flavor::Lifo)),
     });
     v.push(Workload {
@@ -102,6 +103,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: Some(1),
+        spread: false,
         impls: impls(Shape::Owner(Flavor::Fifo)),
     });
     v.push(Workload {
@@ -110,6 +112,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 2,
         max_threads: None,
+        spread: false,
         impls: impls(Shape::Steal),
     });
     v.push(Workload {
@@ -118,6 +121,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 2,
         max_threads: None,
+        spread: false,
         impls: impls(Shape::StealBatch),
     });
     v.push(Workload {
@@ -126,6 +130,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: impls(Shape::Injector),
     });
 }

@@ -88,6 +88,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: unbounded(Shape::Pairs),
     });
     v.push(Workload {
@@ -96,6 +97,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 2,
         max_threads: None,
+        spread: false,
         impls: unbounded(Shape::ProdCons),
     });
     v.push(Workload {
@@ -104,6 +106,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: bounded(Shape::Pairs),
     });
     v.push(Workload {
@@ -112,6 +115,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 2,
         max_threads: None,
+        spread: false,
         impls: bounded(Shape::ProdCons),
     });
 }

@@ -37,6 +37,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             Impl::new("strata-epoch", Kind::Strata, |threads, duration| {
                 timed_threads(threads, duration, |_, stop| {
@@ -78,6 +79,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             Impl::new("strata-hazard", Kind::Strata, |threads, duration| {
                 let shared = AtomicPtr::new(Box::into_raw(Box::new(7u64)));
@@ -136,6 +138,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             Impl::new("strata-epoch", Kind::Strata, |threads, duration| {
                 treiber_timed(TreiberStack::new(Epoch), threads, duration)

@@ -61,6 +61,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             counter_imp("strata-combining", Kind::Strata, || CombiningCounter::new(0)),
             counter_imp("parking_lot-mutex", Kind::Peer, || {
@@ -78,6 +79,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             deque_imp("strata-combining", Kind::Strata, || {
                 FlatCombining::new(VecDeque::<u64>::new())
@@ -94,6 +96,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             read_imp("strata-rcu", Kind::Strata, || RcuCell::new(words(0))),
             read_imp("strata-seqlock", Kind::Strata, || SeqLock::new(words(0))),
@@ -106,6 +109,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             read_imp("strata-rcu", Kind::Strata, || FullLoad(RcuCell::new(words(0)))),
             read_imp("arc-swap", Kind::Peer, || {
@@ -119,6 +123,7 @@ pub fn register(v: &mut Vec<Workload>) {
         unit: "ops/s",
         min_threads: 1,
         max_threads: None,
+        spread: false,
         impls: vec![
             map_imp("strata-striped", Kind::Strata, StripedMap::<u64, u64>::new),
             map_imp("dashmap", Kind::Peer, DashMap::<u64, u64>::new),
