@@ -9,7 +9,9 @@
 # <workspace>/target/strata-report/callgrind.csv (or $OUT/callgrind.csv).
 #
 # usage: crates/strata-bench/callgrind.sh [FILTER]
-# env:   LOW=10000 HIGH=110000 (iteration counts), OUT=<dir>, CARGO_TARGET_DIR
+# env:   LOW=10000 HIGH=110000 (iteration counts), OUT=<dir>, CARGO_TARGET_DIR,
+#        FEATURES (cargo features of strata-bench, e.g. FEATURES=lockdep; recorded in
+#        the CSV header)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +30,8 @@ if ! [[ $low =~ ^[0-9]+$ && $high =~ ^[0-9]+$ ]] || ((high <= low)); then
     exit 2
 fi
 
-(cd "$root" && cargo build --release --quiet -p strata-bench)
+features=${FEATURES:-}
+(cd "$root" && cargo build --release --quiet -p strata-bench ${features:+--features "$features"})
 target_dir=${CARGO_TARGET_DIR:-target}
 [[ $target_dir == /* ]] || target_dir=$root/$target_dir
 bin=$target_dir/release/strata-bench
@@ -62,6 +65,7 @@ fi
     echo "# strata-bench callgrind report"
     echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "# commit: $commit"
+    echo "# features: ${features:-none}"
     echo "# rustc: $(rustc --version 2>/dev/null || echo unknown)"
     echo "# valgrind: $(valgrind --version)"
     echo "# cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
