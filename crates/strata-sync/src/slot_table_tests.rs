@@ -255,7 +255,8 @@ fn loom_reuse_while_reader_holds_old_key() {
 }
 
 // ---------------------------------------------------------------------------------
-// Unit tests.
+// Unit tests. Single-threaded; they run inside `model` so that under loom (where the
+// table's atomics are loom's) they run as one-thread models.
 
 /// Counts drops of its values.
 #[derive(Debug)]
@@ -269,90 +270,98 @@ impl Drop for Counted {
 
 #[test]
 fn reuses_the_lowest_free_slot_first() {
-    let t = SlotTable::new();
-    let keys: Vec<SlotKey> = (0..6).map(|i| t.insert(i).unwrap()).collect();
-    assert_eq!(
-        keys.iter().map(|k| k.index()).collect::<Vec<_>>(),
-        [0, 1, 2, 3, 4, 5]
-    );
-    assert!(t.remove(keys[4]));
-    assert!(t.remove(keys[1]));
-    assert!(t.remove(keys[3]));
-    let again: Vec<usize> = (0..4).map(|i| t.insert(10 + i).unwrap().index()).collect();
-    assert_eq!(again, [1, 3, 4, 6]);
-    assert_eq!(t.len(), 7);
+    model(|| {
+        let t = SlotTable::new();
+        let keys: Vec<SlotKey> = (0..6).map(|i| t.insert(i).unwrap()).collect();
+        assert_eq!(
+            keys.iter().map(|k| k.index()).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        assert!(t.remove(keys[4]));
+        assert!(t.remove(keys[1]));
+        assert!(t.remove(keys[3]));
+        let again: Vec<usize> = (0..4).map(|i| t.insert(10 + i).unwrap().index()).collect();
+        assert_eq!(again, [1, 3, 4, 6]);
+        assert_eq!(t.len(), 7);
+    });
 }
 
 #[test]
 fn stale_keys_find_nothing() {
-    let t = SlotTable::new();
-    let k = t.insert(String::from("a")).unwrap();
-    assert!(t.contains(k));
-    assert!(t.remove(k));
-    assert!(!t.contains(k));
-    assert!(t.get(k).is_none());
-    assert_eq!(t.get_cloned(k), None);
-    assert_eq!(t.with(k, |s| s.len()), None);
-    assert!(!t.remove(k), "a second remove of a key fails");
-    let k2 = t.insert(String::from("b")).unwrap();
-    assert_eq!((k2.index(), k2.generation()), (0, 1));
-    assert!(
-        t.get(k).is_none(),
-        "the old key does not reach the new occupant"
-    );
-    assert!(!t.remove(k));
-    assert_eq!(t.get_cloned(k2).as_deref(), Some("b"));
-    // Made-up keys: a future generation, an index never used, one past the maximum.
-    assert!(t.get(SlotKey::new(0, 7)).is_none());
-    assert!(t.get(SlotKey::new(5000, 0)).is_none());
-    assert!(t.get(SlotKey::new(u32::MAX, 0)).is_none());
-    assert!(!t.remove(SlotKey::new(u32::MAX, u32::MAX)));
+    model(|| {
+        let t = SlotTable::new();
+        let k = t.insert(String::from("a")).unwrap();
+        assert!(t.contains(k));
+        assert!(t.remove(k));
+        assert!(!t.contains(k));
+        assert!(t.get(k).is_none());
+        assert_eq!(t.get_cloned(k), None);
+        assert_eq!(t.with(k, |s| s.len()), None);
+        assert!(!t.remove(k), "a second remove of a key fails");
+        let k2 = t.insert(String::from("b")).unwrap();
+        assert_eq!((k2.index(), k2.generation()), (0, 1));
+        assert!(
+            t.get(k).is_none(),
+            "the old key does not reach the new occupant"
+        );
+        assert!(!t.remove(k));
+        assert_eq!(t.get_cloned(k2).as_deref(), Some("b"));
+        // Made-up keys: a future generation, an index never used, one past the maximum.
+        assert!(t.get(SlotKey::new(0, 7)).is_none());
+        assert!(t.get(SlotKey::new(5000, 0)).is_none());
+        assert!(t.get(SlotKey::new(u32::MAX, 0)).is_none());
+        assert!(!t.remove(SlotKey::new(u32::MAX, u32::MAX)));
+    });
 }
 
 #[test]
 fn generation_wrap_retires_the_slot() {
-    let t = SlotTable::with_generation_limit(4, 2);
-    let mut old = Vec::new();
-    for g in 0..=2 {
-        let k = t.insert(g).unwrap();
-        assert_eq!((k.index(), k.generation()), (0, g));
-        assert!(t.remove(k));
-        old.push(k);
-    }
-    // Generation 2 was the last: slot 0 is retired, never reused.
-    assert_eq!(t.retired(), 1);
-    let k = t.insert(9).unwrap();
-    assert_eq!((k.index(), k.generation()), (1, 0));
-    for k in &old {
-        assert!(t.get(*k).is_none());
-    }
-    for g in 3..6 {
-        assert!(t.get(SlotKey::new(0, g)).is_none());
-    }
-    // Retired slots count against the capacity.
-    t.insert(10).unwrap();
-    t.insert(11).unwrap();
-    assert!(t.insert(12).is_err());
+    model(|| {
+        let t = SlotTable::with_generation_limit(4, 2);
+        let mut old = Vec::new();
+        for g in 0..=2 {
+            let k = t.insert(g).unwrap();
+            assert_eq!((k.index(), k.generation()), (0, g));
+            assert!(t.remove(k));
+            old.push(k);
+        }
+        // Generation 2 was the last: slot 0 is retired, never reused.
+        assert_eq!(t.retired(), 1);
+        let k = t.insert(9).unwrap();
+        assert_eq!((k.index(), k.generation()), (1, 0));
+        for k in &old {
+            assert!(t.get(*k).is_none());
+        }
+        for g in 3..6 {
+            assert!(t.get(SlotKey::new(0, g)).is_none());
+        }
+        // Retired slots count against the capacity.
+        t.insert(10).unwrap();
+        t.insert(11).unwrap();
+        assert!(t.insert(12).is_err());
+    });
 }
 
 #[test]
 fn grows_across_segments() {
-    let t = SlotTable::new();
-    let n = super::SEG0 * 7 + 5; // into the fourth segment
-    assert_eq!(t.capacity(), 0);
-    let keys: Vec<SlotKey> = (0..n).map(|i| t.insert(i).unwrap()).collect();
-    for (i, k) in keys.iter().enumerate() {
-        assert_eq!(k.index(), i);
-        assert_eq!(*t.get(*k).unwrap(), i);
-    }
-    assert_eq!(t.capacity(), super::SEG0 * 15);
-    assert_eq!(t.len(), n);
-    // Free one in the first and one in the third segment: reused lowest first.
-    assert!(t.remove(keys[super::SEG0 * 3 + 1]));
-    assert!(t.remove(keys[1]));
-    assert_eq!(t.insert(0).unwrap().index(), 1);
-    assert_eq!(t.insert(0).unwrap().index(), super::SEG0 * 3 + 1);
-    assert_eq!(t.insert(0).unwrap().index(), n);
+    model(|| {
+        let t = SlotTable::new();
+        let n = super::SEG0 * 7 + 5; // into the fourth segment
+        assert_eq!(t.capacity(), 0);
+        let keys: Vec<SlotKey> = (0..n).map(|i| t.insert(i).unwrap()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(k.index(), i);
+            assert_eq!(*t.get(*k).unwrap(), i);
+        }
+        assert_eq!(t.capacity(), super::SEG0 * 15);
+        assert_eq!(t.len(), n);
+        // Free one in the first and one in the third segment: reused lowest first.
+        assert!(t.remove(keys[super::SEG0 * 3 + 1]));
+        assert!(t.remove(keys[1]));
+        assert_eq!(t.insert(0).unwrap().index(), 1);
+        assert_eq!(t.insert(0).unwrap().index(), super::SEG0 * 3 + 1);
+        assert_eq!(t.insert(0).unwrap().index(), n);
+    });
 }
 
 #[test]
@@ -380,58 +389,65 @@ fn segment_mapping_is_contiguous() {
 
 #[test]
 fn full_at_max_capacity_hands_the_value_back() {
-    let cap = super::SEG0 + 3; // cuts the second segment short
-    let t = SlotTable::with_max_capacity(cap).unwrap();
-    let keys: Vec<SlotKey> = (0..cap).map(|i| t.insert(i).unwrap()).collect();
-    assert_eq!(t.capacity(), cap);
-    let full = t.insert(99).unwrap_err();
-    assert_eq!(full.error(), SlotTableError::Full { max_capacity: cap });
-    assert_eq!(
-        full.to_string(),
-        format!("the slot table is full (maximum capacity {cap})")
-    );
-    assert!(format!("{full:?}").contains("Full"));
-    assert_eq!(
-        SlotTableError::from(full),
-        SlotTableError::Full { max_capacity: cap }
-    );
-    assert_eq!(t.insert(99).unwrap_err().into_inner(), 99);
-    assert!(t.remove(keys[cap - 2]));
-    assert_eq!(t.insert(5).unwrap().index(), cap - 2);
-    assert!(t.insert(6).is_err());
-    assert!(t.get(SlotKey::new(cap as u32, 0)).is_none());
+    model(|| {
+        let cap = super::SEG0 + 3; // cuts the second segment short
+        let t = SlotTable::with_max_capacity(cap).unwrap();
+        let keys: Vec<SlotKey> = (0..cap).map(|i| t.insert(i).unwrap()).collect();
+        assert_eq!(t.capacity(), cap);
+        let full = t.insert(99).unwrap_err();
+        assert_eq!(full.error(), SlotTableError::Full { max_capacity: cap });
+        assert_eq!(
+            full.to_string(),
+            format!("the slot table is full (maximum capacity {cap})")
+        );
+        assert!(format!("{full:?}").contains("Full"));
+        assert_eq!(
+            SlotTableError::from(full),
+            SlotTableError::Full { max_capacity: cap }
+        );
+        assert_eq!(t.insert(99).unwrap_err().into_inner(), 99);
+        assert!(t.remove(keys[cap - 2]));
+        assert_eq!(t.insert(5).unwrap().index(), cap - 2);
+        assert!(t.insert(6).is_err());
+        assert!(t.get(SlotKey::new(cap as u32, 0)).is_none());
+    });
 }
 
 #[test]
 fn invalid_capacities_are_errors() {
-    assert_eq!(
-        SlotTable::<u8>::with_max_capacity(0).unwrap_err(),
-        SlotTableError::InvalidCapacity {
-            requested: 0,
-            max: super::MAX_CAPACITY
-        }
-    );
-    assert!(SlotTable::<u8>::with_max_capacity(super::MAX_CAPACITY + 1).is_err());
-    let t = SlotTable::<u8>::with_max_capacity(super::MAX_CAPACITY).unwrap();
-    assert_eq!(t.max_capacity(), super::MAX_CAPACITY);
+    model(|| {
+        assert_eq!(
+            SlotTable::<u8>::with_max_capacity(0).unwrap_err(),
+            SlotTableError::InvalidCapacity {
+                requested: 0,
+                max: super::MAX_CAPACITY
+            }
+        );
+        assert!(SlotTable::<u8>::with_max_capacity(super::MAX_CAPACITY + 1).is_err());
+        let t = SlotTable::<u8>::with_max_capacity(super::MAX_CAPACITY).unwrap();
+        assert_eq!(t.max_capacity(), super::MAX_CAPACITY);
+    });
 }
 
 #[test]
 fn drop_frees_every_value_once() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let t = SlotTable::new();
-    let n = super::SEG0 + 10;
-    let keys: Vec<SlotKey> = (0..n)
-        .map(|i| t.insert(Counted(Arc::clone(&drops), i)).unwrap())
-        .collect();
-    for k in keys.iter().step_by(3) {
-        assert!(t.remove(*k));
-    }
-    let removed = keys.iter().step_by(3).count();
-    settle(&t, || drops.load(SeqCst) == removed);
-    assert_eq!(drops.load(SeqCst), removed);
-    drop(t);
-    assert_eq!(drops.load(SeqCst), n);
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let t = SlotTable::new();
+        let n = super::SEG0 + 10;
+        let keys: Vec<SlotKey> = (0..n)
+            .map(|i| t.insert(Counted(Arc::clone(&drops), i)).unwrap())
+            .collect();
+        for k in keys.iter().step_by(3) {
+            assert!(t.remove(*k));
+        }
+        let removed = keys.iter().step_by(3).count();
+        assert_eq!(t.get(keys[1]).unwrap().1, 1);
+        settle(&t, || drops.load(SeqCst) == removed);
+        assert_eq!(drops.load(SeqCst), removed);
+        drop(t);
+        assert_eq!(drops.load(SeqCst), n);
+    });
 }
 
 #[test]
@@ -468,31 +484,35 @@ fn take_while_pinned_is_refused_and_the_value_still_reclaimed() {
 
 #[test]
 fn a_ref_outlives_the_removal_of_its_value() {
-    let t = SlotTable::new();
-    let k = t.insert(vec![1u8, 2, 3]).unwrap();
-    let r = t.get(k).unwrap();
-    assert!(t.remove(k));
-    drive(&t);
-    let k2 = t.insert(vec![9]).unwrap();
-    assert_eq!(k2.index(), 0);
-    assert_eq!(*r, [1, 2, 3]);
-    assert_eq!(format!("{r:?}"), "[1, 2, 3]");
+    model(|| {
+        let t = SlotTable::new();
+        let k = t.insert(vec![1u8, 2, 3]).unwrap();
+        let r = t.get(k).unwrap();
+        assert!(t.remove(k));
+        drive(&t);
+        let k2 = t.insert(vec![9]).unwrap();
+        assert_eq!(k2.index(), 0);
+        assert_eq!(*r, [1, 2, 3]);
+        assert_eq!(format!("{r:?}"), "[1, 2, 3]");
+    });
 }
 
 #[test]
 fn debug_default_and_key_bits() {
-    let t: SlotTable<u32> = SlotTable::default();
-    t.insert(1).unwrap();
-    t.insert(2).unwrap();
-    let s = format!("{t:?}");
-    assert!(s.starts_with("SlotTable {"), "{s}");
-    assert!(s.contains("len: 2"), "{s}");
-    assert!(s.contains(&format!("capacity: {}", super::SEG0)), "{s}");
-    let k = SlotKey::new(0x1234, 0xdead_beef);
-    assert_eq!(k.to_bits(), 0xdead_beef_0000_1234);
-    assert_eq!(SlotKey::from_bits(k.to_bits()), k);
-    assert_eq!((k.index(), k.generation()), (0x1234, 0xdead_beef));
-    assert!(SlotTableError::Stale.to_string().contains("stale"));
+    model(|| {
+        let t: SlotTable<u32> = SlotTable::default();
+        t.insert(1).unwrap();
+        t.insert(2).unwrap();
+        let s = format!("{t:?}");
+        assert!(s.starts_with("SlotTable {"), "{s}");
+        assert!(s.contains("len: 2"), "{s}");
+        assert!(s.contains(&format!("capacity: {}", super::SEG0)), "{s}");
+        let k = SlotKey::new(0x1234, 0xdead_beef);
+        assert_eq!(k.to_bits(), 0xdead_beef_0000_1234);
+        assert_eq!(SlotKey::from_bits(k.to_bits()), k);
+        assert_eq!((k.index(), k.generation()), (0x1234, 0xdead_beef));
+        assert!(SlotTableError::Stale.to_string().contains("stale"));
+    });
 }
 
 #[test]
