@@ -304,7 +304,7 @@ fn round<T: Table>(table: &T) -> History<TableModel> {
                             log.respond(inv, Op::Get { key: k, saw });
                         }
                         let victim = match theirs {
-                            Some(k) if i % 3 == 0 => k,
+                            Some(k) if i.is_multiple_of(3) => k,
                             _ => key,
                         };
                         let inv = log.invoke();

@@ -74,7 +74,7 @@ fn concurrent_insert_get_remove_keep_keys_apart() {
                         if let Some(r) = table.get(k) {
                             check(k, &r);
                         }
-                        if i % 7 == 0 {
+                        if i.is_multiple_of(7) {
                             // Steal it now and then: the owner's remove then fails.
                             table.remove(k);
                         }
@@ -85,11 +85,11 @@ fn concurrent_insert_get_remove_keep_keys_apart() {
                             assert_eq!(r.owner, t);
                         }
                     }
-                    if mine.len() > 8 || i % 3 == 0 {
-                        if let Some(k) = mine.pop() {
-                            table.remove(k);
-                            assert!(!table.contains(k), "a removed key is stale");
-                        }
+                    if (mine.len() > 8 || i.is_multiple_of(3))
+                        && let Some(k) = mine.pop()
+                    {
+                        table.remove(k);
+                        assert!(!table.contains(k), "a removed key is stale");
                     }
                 }
                 for k in mine {
