@@ -83,7 +83,9 @@
 //! # Which slot an insert takes
 //!
 //! An insert returns a slot that was free when it claimed it, and **every lower slot
-//! was in use at some instant during the insert**. When no slot below the one it takes
+//! was in use at some instant during the insert**. "In use" means the slot's bit was
+//! set: it held a value, or another insert was filling it, or a removal had already
+//! made its key stale but not yet freed the slot. When no slot below the one it takes
 //! is freed during the call, that is exactly "the lowest free slot". When a lower slot
 //! is freed while the insert scans past it, the insert may take a higher one: the scan
 //! saw the lower slot in use and moved on. This is weaker than a linearizable "lowest
@@ -103,7 +105,9 @@
 //!   and an occasional collection pass (every 128th pin when garbage waits), which
 //!   runs the destructors of removed values.
 //! * [`insert`](SlotTable::insert): **lock-free**: a failed claim means another insert
-//!   or removal changed the same bitmap word; a segment is allocated at most once. Its
+//!   or removal changed the same bitmap word (the claim is a `compare_exchange_weak`,
+//!   whose spurious failures, on LL/SC machines, are the usual caveat); a segment is
+//!   allocated at most once, and the scan visits each word at most once. Its
 //!   cost is linear in the number of bitmap words below the slot it takes (one word per
 //!   64 slots).
 //! * [`remove`](SlotTable::remove): **wait-free** in the table's steps (one load, one
@@ -115,9 +119,11 @@
 //!
 //! * `get`, `get_cloned`, `with`, `contains`: the `Acquire` load of the slot pointer
 //!   (or the load of the segment pointer, when the segment does not exist yet).
-//! * `insert`: the successful `compare_exchange` on the bitmap word; the value becomes
-//!   visible to readers at the `Release` store of the pointer, which happens before
-//!   `insert` returns the key (no one can name the key before then).
+//! * `insert`: the `Release` store of the slot pointer, where the value becomes visible.
+//!   Which slot it fills was decided earlier, by the successful `compare_exchange` on
+//!   the bitmap word: from then on the slot is reserved (no other insert takes it), so
+//!   it is still free at the store, and every lower slot was in use at some instant
+//!   during the call (previous section).
 //! * `remove` and `take`: the winning `compare_exchange` of the pointer to null, after
 //!   which the key is stale; a losing or stale remove at its load of the pointer. The
 //!   slot becomes free for inserts later, at the `Release` clearing of its bit, before
@@ -414,17 +420,15 @@ impl<T> Deref for Ref<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: the entry was loaded from a slot while `_pin` was pinned, so it is not
-        // freed before `_pin` drops, which is after this borrow of `self` ends; the
-        // value is only written at creation, before its publication.
         self.entry_value()
     }
 }
 
 impl<T> Ref<'_, T> {
     fn entry_value(&self) -> &T {
-        // SAFETY: see `Deref::deref`: the entry outlives `self`'s pin and is not
-        // written after its publication.
+        // SAFETY: the entry was loaded from a slot while `_pin` was pinned, so it is not
+        // freed before `_pin` drops, which is after this borrow of `self` ends; the
+        // value is written only at creation, before its publication.
         unsafe { (*self.entry).value.with(|v| &*v) }
     }
 }
