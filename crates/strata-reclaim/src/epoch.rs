@@ -902,6 +902,20 @@ mod default {
         with_handle(|h| h.synchronize())
     }
 
+    /// `true` while the current thread holds a guard of the default domain (so that
+    /// [`synchronize`] would fail instead of waiting for itself).
+    ///
+    /// ```
+    /// assert!(!strata_reclaim::epoch::is_pinned());
+    /// let guard = strata_reclaim::epoch::pin();
+    /// assert!(strata_reclaim::epoch::is_pinned());
+    /// drop(guard);
+    /// assert!(!strata_reclaim::epoch::is_pinned());
+    /// ```
+    pub fn is_pinned() -> bool {
+        with_handle(|h| h.is_pinned())
+    }
+
     /// Seals and hands over this thread's garbage in the default domain, and collects.
     pub fn flush() {
         with_handle(|h| h.flush())
@@ -909,7 +923,7 @@ mod default {
 }
 
 #[cfg(not(strata_loom))]
-pub use default::{default_domain, flush, pin, synchronize};
+pub use default::{default_domain, flush, is_pinned, pin, synchronize};
 
 // ---------------------------------------------------------------------------------
 // Per-thread handles to any domain, for the `Reclaim` trait.

@@ -215,7 +215,7 @@ pub enum SlotTableError {
     /// domain (for example while it holds a [`Ref`]): waiting for a grace period would
     /// wait for itself. The value was removed; it is dropped after a grace period.
     #[error(
-        "take was called while this thread is pinned (holds a Ref?); it would wait for itself. The value was removed and will be dropped after a grace period"
+        "take was called while this thread is pinned (holds a Ref?); it would wait for itself. Nothing was removed"
     )]
     WouldDeadlock,
     /// A maximum capacity of 0 or above [`MAX_CAPACITY`] was asked for.
@@ -788,8 +788,8 @@ impl<T> SlotTable<T> {
     /// Fails with [`SlotTableError::Stale`] if the key names no value (nothing
     /// happens), and with [`SlotTableError::WouldDeadlock`] if the calling thread is
     /// pinned (it holds a [`Ref`], or is inside [`with`](Self::with), or holds an
-    /// epoch guard of its own): the value is then removed all the same and dropped
-    /// after a grace period, as by [`remove`](Self::remove).
+    /// epoch guard of its own), in which case nothing happens either: the value stays
+    /// in the table.
     ///
     /// ```
     /// let t = strata_sync::slot_table::SlotTable::new();
@@ -802,6 +802,10 @@ impl<T> SlotTable<T> {
     where
         T: Send + 'static,
     {
+        if epoch::is_pinned() {
+            // Waiting for a grace period would wait for this thread itself.
+            return Err(SlotTableError::WouldDeadlock);
+        }
         let entry = {
             let pin = self.pin();
             let entry = self.unlink(key, &pin);
@@ -811,7 +815,8 @@ impl<T> SlotTable<T> {
             entry
         };
         if epoch::synchronize().is_err() {
-            // Pinned: waiting would deadlock. Retire it like `remove`.
+            // Unreachable: the thread was not pinned above and pins nothing since. Should
+            // it happen, retire the value like `remove` rather than free it early.
             let pin = self.pin();
             // SAFETY: as in `remove`: unlinked, won by us, retired once.
             unsafe { pin.defer_destroy(entry) };
