@@ -65,10 +65,22 @@
 //!
 //! Blocking. `try_lock` never waits (it retries its CAS only while the state word
 //! changes under it and the lock stays free). `lock` blocks while another thread holds
-//! the lock; a waiter is not starved: after [`FAIR_BOUND`] of waiting it is the next
-//! owner (every queued waiter ahead of it has been handed the lock or has left).
-//! `try_lock_for`/`try_lock_until` block at most until the deadline, plus the time to
-//! take `QLOCK` and unlink (a few instructions of another thread).
+//! the lock, and no queued waiter starves, provided every holder eventually unlocks:
+//! the queue is FIFO (a waiter woken to compete that loses goes back to the *head*),
+//! every unlock that finds waiters dequeues the head, and the head is handed the lock
+//! once it has waited [`FAIR_BOUND`]; so the set of waiters ahead of a given waiter
+//! only shrinks, each of them leaves after at most about [`FAIR_BOUND`] at the head
+//! (plus critical sections), and a thread spins at most [`SPIN_ROUNDS`] rounds before
+//! it queues. Between handoffs the lock is unfair (barging), which is what keeps it
+//! fast under contention. `try_lock_for`/`try_lock_until` block at most until the
+//! deadline, plus the time to take `QLOCK` and unlink (a few instructions of another
+//! thread).
+//!
+//! A contended `lock` that parks allocates one [`Parker`] (one small `Arc`) for the
+//! acquisition. The fast paths of `lock`, `try_lock` and unlock, and a contended
+//! `lock` won while spinning, allocate nothing and read no clock (`try_lock_for` reads
+//! it once for its deadline; an unlock that finds waiters reads it for the fairness
+//! bound).
 //!
 //! # Linearization points
 //!
