@@ -673,6 +673,11 @@ unsafe impl<T: ?Sized + Send> Send for AdaptiveMutex<T> {}
 // so `T: Send` suffices, as for std's `Mutex`.
 unsafe impl<T: ?Sized + Send> Sync for AdaptiveMutex<T> {}
 
+// Poisoning reports a panic that interrupted a critical section, so (as std's
+// `Mutex`) the lock can be used across `catch_unwind`.
+impl<T: ?Sized> std::panic::UnwindSafe for AdaptiveMutex<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for AdaptiveMutex<T> {}
+
 impl<T> AdaptiveMutex<T> {
     /// An unlocked, unpoisoned mutex holding `value`.
     #[cfg(not(strata_loom))]

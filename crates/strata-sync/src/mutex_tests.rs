@@ -204,6 +204,8 @@ mod unit {
         assert_sync::<AdaptiveMutex<std::cell::Cell<u32>>>();
         assert_sync::<AdaptiveMutexGuard<'static, u32>>();
         assert_sync::<MappedAdaptiveMutexGuard<'static, u32>>();
+        fn assert_unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+        assert_unwind_safe::<AdaptiveMutex<std::cell::Cell<u32>>>();
         // The guards are !Send: checked by this trait trick (a blanket impl for
         // every type and a second one for Send types would be ambiguous).
         trait AmbiguousIfSend<A> {
