@@ -11,9 +11,10 @@
 //!
 //! * [`Backoff`]: bounded exponential spinning that turns into `yield_now`, and under
 //!   loom is a single yield so that a spin loop is a finite number of model branches.
-//! * [`Parker`] / [`Unparker`]: a one-token park/unpark built on the shim's atomics and
-//!   thread parking, so the waiter protocol above it is what loom explores (loom cannot
-//!   model a futex itself).
+//! * [`Parker`] / [`Unparker`]: a one-token park/unpark over one atomic word. On Linux
+//!   it sleeps on a futex on that word; elsewhere, with the `portable-park` feature, and
+//!   under loom (which cannot model a futex) it uses thread parking, so the waiter
+//!   protocol above it is what loom explores.
 //! * [`CachePadded`]: crossbeam-utils' padding to 128 bytes on x86_64 and aarch64.
 //! * [`alloc::CountingAlloc`]: a counting global allocator for leak and growth tests.
 //!
