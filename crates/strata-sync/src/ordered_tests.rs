@@ -1,0 +1,107 @@
+use super::*;
+
+crate::lock_levels! {
+    /// Top.
+    A;
+    B: A;
+    C: B;
+    /// A sibling of `B`.
+    S: A;
+    /// After both `C` and `S`: a diamond over `A`.
+    D: C, S;
+}
+
+fn is_after<X: Level, Y: Level>() -> bool {
+    __private::is_after(&X::INFO, &Y::INFO)
+}
+
+#[test]
+fn ranks_follow_the_declaration() {
+    assert_eq!(Unlocked::INFO.rank, 0);
+    assert_eq!(A::INFO.rank, 1);
+    assert_eq!(B::INFO.rank, 2);
+    assert_eq!(C::INFO.rank, 3);
+    assert_eq!(S::INFO.rank, 2);
+    assert_eq!(D::INFO.rank, 4);
+}
+
+#[test]
+fn order_is_the_transitive_closure() {
+    assert!(is_after::<B, A>());
+    assert!(is_after::<C, A>());
+    assert!(is_after::<D, A>());
+    assert!(is_after::<D, B>());
+    assert!(is_after::<D, S>());
+    assert!(!is_after::<A, B>());
+    assert!(!is_after::<S, B>());
+    assert!(!is_after::<B, S>());
+    assert!(!is_after::<C, S>());
+    assert!(!is_after::<A, A>());
+    assert!(!is_after::<D, D>());
+}
+
+#[test]
+fn nested_locking_along_the_order() {
+    let a: OrderedMutex<u32, A> = OrderedMutex::new(1);
+    let c: OrderedMutex<u32, C> = OrderedMutex::new(2);
+    let d: OrderedMutex<u32, D> = OrderedMutex::new(3);
+    let mut root = LockToken::acquire_root().unwrap();
+    {
+        let (ga, t) = a.lock(&mut root).unwrap();
+        assert_eq!(t.level_name(), "A");
+        let (gc, t) = c.lock(t).unwrap();
+        let (mut gd, _) = d.lock(t).unwrap();
+        *gd += *ga + *gc;
+    }
+    // The root is usable again once the guards are gone; a level may be skipped.
+    let (gd, _) = d.lock(&mut root).unwrap();
+    assert_eq!(*gd, 6);
+}
+
+#[test]
+fn one_root_token_per_thread() {
+    let root = LockToken::acquire_root().unwrap();
+    assert_eq!(
+        LockToken::acquire_root().unwrap_err(),
+        OrderError::RootTokenHeld
+    );
+    drop(root);
+    let again = LockToken::acquire_root().unwrap();
+    // Another thread has its own claim.
+    strata_primitives::thread::spawn(|| {
+        assert!(LockToken::acquire_root().is_ok());
+    })
+    .join()
+    .unwrap();
+    drop(again);
+}
+
+#[test]
+fn poisoning_yields_guard_and_token() {
+    let m: strata_primitives::sync::Arc<OrderedMutex<u32, A>> =
+        strata_primitives::sync::Arc::new(OrderedMutex::new(5));
+    let m2 = m.clone();
+    let r = strata_primitives::thread::spawn(move || {
+        let mut root = LockToken::acquire_root().unwrap();
+        let (_g, _) = m2.lock(&mut root).unwrap();
+        panic!("poison it");
+    })
+    .join();
+    assert!(r.is_err());
+    let mut root = LockToken::acquire_root().unwrap();
+    let err = m.lock(&mut root).unwrap_err();
+    let (g, t) = err.into_inner();
+    assert_eq!(*g, 5);
+    assert_eq!(t.level_name(), "A");
+}
+
+#[test]
+fn into_inner_get_mut_debug() {
+    let mut m: OrderedMutex<Vec<u8>, B> = OrderedMutex::new(vec![1]);
+    m.get_mut().unwrap().push(2);
+    assert_eq!(m.level_name(), "B");
+    assert_eq!(format!("{m:?}"), "OrderedMutex { level: \"B\", inner: Mutex { data: [1, 2], poisoned: false, .. } }");
+    let root = LockToken::acquire_root().unwrap();
+    assert_eq!(format!("{root:?}"), "LockToken(\"Unlocked\")");
+    assert_eq!(m.into_inner().unwrap(), vec![1, 2]);
+}
