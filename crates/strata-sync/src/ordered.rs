@@ -436,6 +436,17 @@ pub mod __private {
     )]
     pub trait Order<B: ?Sized, const AFTER: bool> {}
 
+    /// Not a level. Every type is `Order<Ambiguous, true>`, so that for a level `X`
+    /// the bound `X: Order<?H, true>` never has a single candidate: without it, the
+    /// compiler would infer the held level from `X`'s only `true` impl (`Unlocked`, for
+    /// a level right below the root) before looking at the token passed in, and report
+    /// a type mismatch instead of the lock-order error. `Ambiguous` implements no
+    /// [`Level`](super::Level), so `LockAfter<Ambiguous>` never holds.
+    #[derive(Debug)]
+    pub enum Ambiguous {}
+
+    impl<X: ?Sized> Order<Ambiguous, true> for X {}
+
     /// One more than the highest of `parents` (1 with no parent: right after the root).
     pub const fn rank_after(parents: &[usize]) -> usize {
         let mut max = 0;
