@@ -570,18 +570,18 @@ impl Graph {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(strata_loom)))]
     fn contains(&self, id: u64) -> bool {
         self.nodes.contains_key(&id)
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(strata_loom)))]
 fn graph_contains(id: LockId) -> bool {
     lock_ignoring_poison(&GRAPH).contains(id.get())
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(strata_loom)))]
 fn graph_has_edge(from: LockId, to: LockId) -> bool {
     lock_ignoring_poison(&GRAPH).has_edge(from.get(), to.get())
 }

@@ -5,12 +5,11 @@
 //! # The scheme
 //!
 //! * Levels are types declared with [`lock_levels!`](crate::lock_levels). Each level
-//!   names the levels it comes after; the macro builds the DAG, gives each level a rank
-//!   (`1 + ` the highest rank of its parents, so a cyclic declaration is a
-//!   const-evaluation cycle, a compile error) and implements [`LockAfter<B>`] for `X`
-//!   exactly when `B` is a proper ancestor of `X` in the DAG (transitively: with
-//!   `A < B < C` declared, `C: LockAfter<A>`). Every level also comes after the root
-//!   level [`Unlocked`].
+//!   names the levels it comes after; the macro computes the transitive closure of that
+//!   relation at compile time (a cyclic declaration is a compile error) and implements
+//!   [`LockAfter<B>`] for `X` exactly when `B` is a proper ancestor of `X` in the DAG
+//!   (transitively: with `A < B < C` declared, `C: LockAfter<A>`). Every level also
+//!   comes after the root level [`Unlocked`].
 //! * A thread proves what it holds with a [`LockToken<L>`]: "every ordered lock this
 //!   thread holds has a level at or below `L`". The root token, `LockToken<Unlocked>`,
 //!   comes from [`LockToken::acquire_root`], which fails with
@@ -124,9 +123,7 @@ pub enum Unlocked {}
 impl Level for Unlocked {
     const INFO: __private::LevelInfo = __private::LevelInfo {
         name: "Unlocked",
-        path: "strata_sync::ordered",
-        rank: 0,
-        parents: &[],
+        root: true,
     };
 }
 
@@ -155,7 +152,19 @@ pub enum OrderError {
     RootTokenHeld,
 }
 
+// The shim's thread-local: under loom, one per modelled thread. (Not a `const {}`
+// initializer: loom's `thread_local!` does not accept one.)
+#[cfg(not(strata_weaken))]
 strata_primitives::thread_local! {
+    #[allow(clippy::missing_const_for_thread_local)]
+    static ROOT_CLAIMED: core::cell::Cell<bool> = core::cell::Cell::new(false);
+}
+
+// The planted bug of the test-only `--cfg strata_weaken`: std's thread-local. Under loom
+// the modelled threads share one OS thread, so they would share one claim and the second
+// thread's `acquire_root` would fail: the loom models catch it.
+#[cfg(strata_weaken)]
+std::thread_local! {
     static ROOT_CLAIMED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
@@ -206,7 +215,7 @@ impl<L: Level> Drop for LockToken<L> {
         // values reached through `&mut`), so only it releases a claim. The thread-local
         // may already be gone if the token is dropped during thread teardown: then there
         // is nothing left to release.
-        if L::INFO.rank == 0 {
+        if L::INFO.root {
             let _ = ROOT_CLAIMED.try_with(|c| c.set(false));
         }
     }
@@ -344,15 +353,29 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for OrderedMutexGuard<'_, T> {
 ///
 /// Each entry is `visibility Name: Parent, Parent, ...;` (the parents may be omitted:
 /// the level then comes right after [`Unlocked`]), optionally with doc comments and
-/// attributes. Parents must be declared in the same invocation, before or after.
-/// Every level gets `LockAfter<A>` for each proper ancestor `A` (transitive) and for
-/// `Unlocked`. Two levels that are not ordered (siblings) cannot be held together.
+/// attributes. Each level becomes an uninhabited `enum`. Parents must be declared in the
+/// same invocation, before or after. Every level gets [`LockAfter<P>`] for each proper
+/// ancestor `P` (transitively: with `A < B < C`, `C: LockAfter<A>`) and for
+/// [`Unlocked`]; two levels that are not ordered (siblings) cannot be held together.
 ///
-/// A cycle among the declarations (`A: B; B: A;`) is a compile error: each level's rank
-/// is one more than its parents', a cyclic const evaluation.
+/// The order is computed at compile time (a transitive closure over the names of the
+/// invocation). Compile errors:
 ///
-/// Levels from two invocations are never ordered against each other, even if one names
-/// the other's level as a parent: declare a hierarchy in one invocation.
+/// * a cycle among the declarations (`A: C; B: A; C: B;`): "lock level `A` is declared
+///   after itself" (naming the first declared level on the cycle; see
+///   `tests/ui/cyclic_levels.rs`);
+/// * a parent that is not declared in the invocation: "lock level `X` (a parent of `Y`)
+///   is not declared in this `lock_levels!`":
+///
+/// ```compile_fail
+/// strata_sync::lock_levels! {
+///     pub Table;
+///     pub Row: Tabel; // typo
+/// }
+/// ```
+///
+/// Levels from two invocations are never ordered against each other: declare a
+/// hierarchy in one invocation.
 ///
 /// ```
 /// strata_sync::lock_levels! {
@@ -362,8 +385,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for OrderedMutexGuard<'_, T> {
 ///     /// Comes after both branches of the diamond.
 ///     pub D: B, C;
 /// }
-/// use strata_sync::ordered::{LockAfter, Unlocked};
-/// fn after<X: LockAfter<Y>, Y: strata_sync::ordered::Level>() {}
+/// use strata_sync::ordered::{Level, LockAfter, Unlocked};
+/// fn after<X: LockAfter<Y>, Y: Level>() {}
 /// after::<D, A>();
 /// after::<D, B>();
 /// after::<C, A>();
@@ -376,22 +399,55 @@ macro_rules! lock_levels {
             $(#[$meta])*
             #[derive(Debug)]
             $vis enum $name {}
-
-            impl $crate::ordered::Level for $name {
-                const INFO: $crate::ordered::__private::LevelInfo =
-                    $crate::ordered::__private::LevelInfo {
-                        name: ::core::stringify!($name),
-                        path: ::core::module_path!(),
-                        rank: $crate::ordered::__private::rank_after(&[
-                            $($(<$parent as $crate::ordered::Level>::INFO.rank,)+)?
-                        ]),
-                        parents: &[$($(&<$parent as $crate::ordered::Level>::INFO,)+)?],
-                    };
-            }
-
-            impl $crate::ordered::__private::Order<$crate::ordered::Unlocked, true> for $name {}
         )+
-        $crate::lock_levels!(@rows [$($name)+] $($name)+);
+
+        const _: () = {
+            const __STRATA_LEVELS: &[(&str, &[&str])] = &[
+                $((::core::stringify!($name), &[$($(::core::stringify!($parent)),+)?]),)+
+            ];
+            const __STRATA_LEVEL_COUNT: usize = __STRATA_LEVELS.len();
+            const __STRATA_LEVELS_AFTER: [[bool; __STRATA_LEVEL_COUNT]; __STRATA_LEVEL_COUNT] =
+                $crate::ordered::__private::closure(__STRATA_LEVELS);
+
+            $(
+                $($(
+                    ::core::assert!(
+                        $crate::ordered::__private::index_of(
+                            __STRATA_LEVELS,
+                            ::core::stringify!($parent),
+                        ) < __STRATA_LEVEL_COUNT,
+                        ::core::concat!(
+                            "lock level `", ::core::stringify!($parent), "` (a parent of `",
+                            ::core::stringify!($name), "`) is not declared in this `lock_levels!`"
+                        ),
+                    );
+                )+)?
+                ::core::assert!(
+                    !$crate::ordered::__private::after(
+                        &__STRATA_LEVELS_AFTER,
+                        __STRATA_LEVELS,
+                        ::core::stringify!($name),
+                        ::core::stringify!($name),
+                    ),
+                    ::core::concat!(
+                        "lock level `", ::core::stringify!($name),
+                        "` is declared after itself: the levels of this `lock_levels!` form a cycle"
+                    ),
+                );
+
+                impl $crate::ordered::Level for $name {
+                    const INFO: $crate::ordered::__private::LevelInfo =
+                        $crate::ordered::__private::LevelInfo {
+                            name: ::core::stringify!($name),
+                            root: false,
+                        };
+                }
+
+                impl $crate::ordered::__private::Order<$crate::ordered::Unlocked, true> for $name {}
+            )+
+
+            $crate::lock_levels!(@rows [$($name)+] $($name)+);
+        };
     };
     (@rows [$($all:ident)+]) => {};
     (@rows [$($all:ident)+] $x:ident $($rest:ident)*) => {
@@ -399,9 +455,11 @@ macro_rules! lock_levels {
             impl $crate::ordered::__private::Order<
                 $all,
                 {
-                    $crate::ordered::__private::is_after(
-                        &<$x as $crate::ordered::Level>::INFO,
-                        &<$all as $crate::ordered::Level>::INFO,
+                    $crate::ordered::__private::after(
+                        &__STRATA_LEVELS_AFTER,
+                        __STRATA_LEVELS,
+                        ::core::stringify!($x),
+                        ::core::stringify!($all),
                     )
                 },
             > for $x {}
@@ -414,17 +472,13 @@ macro_rules! lock_levels {
 pub mod __private {
     //! Support for `lock_levels!`; not a public API.
 
-    /// The descriptor of a level: its name, rank and parents.
+    /// The descriptor of a level.
     #[derive(Debug)]
     pub struct LevelInfo {
         /// The identifier.
         pub name: &'static str,
-        /// `module_path!()` of the declaration: with `name`, the level's identity.
-        pub path: &'static str,
-        /// 0 for `Unlocked`, otherwise one more than the highest parent rank.
-        pub rank: usize,
-        /// The declared parents.
-        pub parents: &'static [&'static LevelInfo],
+        /// Whether this is [`Unlocked`](super::Unlocked).
+        pub root: bool,
     }
 
     /// `Self: Order<B, true>` iff `B` is a proper ancestor of `Self`; `lock_levels!`
@@ -447,19 +501,6 @@ pub mod __private {
 
     impl<X: ?Sized> Order<Ambiguous, true> for X {}
 
-    /// One more than the highest of `parents` (1 with no parent: right after the root).
-    pub const fn rank_after(parents: &[usize]) -> usize {
-        let mut max = 0;
-        let mut i = 0;
-        while i < parents.len() {
-            if parents[i] > max {
-                max = parents[i];
-            }
-            i += 1;
-        }
-        max + 1
-    }
-
     const fn str_eq(a: &str, b: &str) -> bool {
         let (a, b) = (a.as_bytes(), b.as_bytes());
         if a.len() != b.len() {
@@ -475,25 +516,66 @@ pub mod __private {
         true
     }
 
-    const fn same(a: &LevelInfo, b: &LevelInfo) -> bool {
-        a.rank == b.rank && str_eq(a.name, b.name) && str_eq(a.path, b.path)
-    }
-
-    /// Whether `ancestor` is a proper ancestor of `level` (depth-first over parents;
-    /// ranks strictly decrease along parents, which bounds the search).
-    pub const fn is_after(level: &LevelInfo, ancestor: &LevelInfo) -> bool {
-        if level.rank <= ancestor.rank {
-            return false;
-        }
+    /// The index of `name` in `levels`, or `levels.len()` if absent.
+    pub const fn index_of(levels: &[(&str, &[&str])], name: &str) -> usize {
         let mut i = 0;
-        while i < level.parents.len() {
-            let parent = level.parents[i];
-            if same(parent, ancestor) || is_after(parent, ancestor) {
-                return true;
+        while i < levels.len() {
+            if str_eq(levels[i].0, name) {
+                return i;
             }
             i += 1;
         }
-        false
+        levels.len()
+    }
+
+    /// `m[i][j]`: level `j` is a proper ancestor of level `i` (reachable through one or
+    /// more parents). The transitive closure of the parent relation (Warshall); on a
+    /// cycle, the levels on it are their own ancestors (`m[i][i]`). Parents that are not
+    /// in `levels` are skipped (`lock_levels!` rejects them separately).
+    pub const fn closure<const N: usize>(levels: &[(&str, &[&str])]) -> [[bool; N]; N] {
+        let mut m = [[false; N]; N];
+        let mut i = 0;
+        while i < N {
+            let parents = levels[i].1;
+            let mut p = 0;
+            while p < parents.len() {
+                let j = index_of(levels, parents[p]);
+                if j < N {
+                    m[i][j] = true;
+                }
+                p += 1;
+            }
+            i += 1;
+        }
+        let mut k = 0;
+        while k < N {
+            let mut i = 0;
+            while i < N {
+                if m[i][k] {
+                    let mut j = 0;
+                    while j < N {
+                        if m[k][j] {
+                            m[i][j] = true;
+                        }
+                        j += 1;
+                    }
+                }
+                i += 1;
+            }
+            k += 1;
+        }
+        m
+    }
+
+    /// Whether `ancestor` is a proper ancestor of `level` according to `closure`.
+    pub const fn after<const N: usize>(
+        closure: &[[bool; N]; N],
+        levels: &[(&str, &[&str])],
+        level: &str,
+        ancestor: &str,
+    ) -> bool {
+        let (i, j) = (index_of(levels, level), index_of(levels, ancestor));
+        i < N && j < N && closure[i][j]
     }
 }
 
