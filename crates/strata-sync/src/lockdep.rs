@@ -53,8 +53,9 @@
 //! of edges already known, and only an edge not yet seen by this thread takes the global
 //! graph's `std::sync::Mutex` (a process-wide serialization point) and a breadth-first
 //! search from the new lock, `O(V + E)`. Dropping a class takes the global mutex to
-//! remove its node. This is a debugging tool: it blocks (the global mutex) and
-//! allocates.
+//! remove its node. This is a debugging tool: it allocates, and its hooks are
+//! blocking (they may wait for the global mutex, which is never held while user code or
+//! a lock acquisition runs, so it cannot take part in a deadlock itself).
 //!
 //! Strata's own locks call these hooks only when the crate's `lockdep` feature is on;
 //! with it off they contain no class and no call, so their cost is exactly the same as

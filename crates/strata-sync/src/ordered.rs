@@ -53,8 +53,9 @@
 //! # Cost and progress
 //!
 //! Levels and tokens are zero-sized; the check is all at compile time. `lock` is the
-//! inner mutex's `lock` (blocking); [`LockToken::acquire_root`] reads and writes one
-//! thread-local flag.
+//! inner mutex's `lock` (blocking; it takes effect, and the guard's critical section
+//! begins, when the inner mutex is acquired); [`LockToken::acquire_root`] reads and
+//! writes one thread-local flag. Every level also derives `Debug`.
 //!
 //! # Poisoning
 //!

@@ -219,7 +219,9 @@ mod second_invocation {
     fn two_hierarchies_in_one_module() {
         after::<Other, Unlocked>();
         after::<OtherChild, Other>();
-        let m: OrderedMutex<u8, OtherChild> = OrderedMutex::default();
-        assert_eq!(m.level_name(), "OtherChild");
+        strata_primitives::model(|| {
+            let m: OrderedMutex<u8, OtherChild> = OrderedMutex::default();
+            assert_eq!(m.level_name(), "OtherChild");
+        });
     }
 }
