@@ -1,6 +1,6 @@
-//! Lock levels checked at compile time: [`OrderedMutex<T, L>`] can only be locked in an
-//! order that follows a declared DAG of [`Level`]s, so a set of ordered mutexes cannot
-//! deadlock against each other.
+//! Lock levels checked at compile time: [`OrderedMutex<T, L>`] and [`OrderedRwLock<T, L>`]
+//! can only be locked in an order that follows a declared DAG of [`Level`]s, so a set of
+//! ordered locks cannot deadlock against each other.
 //!
 //! # The scheme
 //!
@@ -278,11 +278,7 @@ impl<T: ?Sized, L: Level> OrderedMutex<T, L> {
         L: LockAfter<H>,
     {
         let _ = token;
-        // The new token is a zero-sized value: boxing it allocates nothing, and leaking
-        // it yields a unique `&mut` whose lifetime we narrow to `'a`. Its `Drop` would be
-        // a no-op (only the root releases a claim, and `L` is never `Unlocked` since
-        // `Unlocked` implements no `LockAfter`).
-        let next: &'a mut LockToken<L> = Box::leak(Box::new(LockToken::make()));
+        let next = next_token::<L>();
         match self.inner.lock() {
             Ok(guard) => Ok((OrderedMutexGuard { inner: guard }, next)),
             Err(poison) => Err(PoisonError::new((
@@ -348,6 +344,205 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for OrderedMutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
+}
+
+/// The reader-writer lock inside an [`OrderedRwLock`].
+type InnerRw<T> = strata_primitives::sync::RwLock<T>;
+type InnerReadGuard<'a, T> = strata_primitives::sync::RwLockReadGuard<'a, T>;
+type InnerWriteGuard<'a, T> = strata_primitives::sync::RwLockWriteGuard<'a, T>;
+
+/// A blocking reader-writer lock at lock level `L`.
+///
+/// Both [`read`](Self::read) and [`write`](Self::write) follow the order exactly as
+/// [`OrderedMutex::lock`] does: shared acquisitions are ordered like exclusive ones.
+/// This is conservative (two read locks of one level cannot be held together, although
+/// readers alone do not block each other), and it is what keeps the guarantee with a
+/// writer-preferring lock, where a queued writer makes a second reader wait.
+///
+/// ```
+/// strata_sync::lock_levels! {
+///     pub Routes;
+///     pub Stats: Routes;
+/// }
+/// use strata_sync::ordered::{LockToken, OrderedMutex, OrderedRwLock};
+///
+/// let routes: OrderedRwLock<Vec<&str>, Routes> = OrderedRwLock::new(vec!["/"]);
+/// let hits: OrderedMutex<u64, Stats> = OrderedMutex::new(0);
+/// let mut root = LockToken::acquire_root()?;
+/// {
+///     let (mut table, _) = routes.write(&mut root).unwrap();
+///     table.push("/health");
+/// }
+/// let (table, token) = routes.read(&mut root).unwrap();
+/// let (mut hits, _) = hits.lock(token).unwrap();
+/// *hits += table.len() as u64;
+/// assert_eq!(*hits, 2);
+/// # Ok::<(), strata_sync::ordered::OrderError>(())
+/// ```
+pub struct OrderedRwLock<T: ?Sized, L: Level> {
+    _level: PhantomData<fn() -> L>,
+    inner: InnerRw<T>,
+}
+
+/// What [`OrderedRwLock::read`] returns: the guard and the token at the lock's level.
+pub type OrderedRead<'a, T, L> = (OrderedReadGuard<'a, T>, &'a mut LockToken<L>);
+/// What [`OrderedRwLock::write`] returns: the guard and the token at the lock's level.
+pub type OrderedWrite<'a, T, L> = (OrderedWriteGuard<'a, T>, &'a mut LockToken<L>);
+
+impl<T, L: Level> OrderedRwLock<T, L> {
+    /// A new unlocked lock holding `value`.
+    pub fn new(value: T) -> Self {
+        Self {
+            _level: PhantomData,
+            inner: InnerRw::new(value),
+        }
+    }
+
+    /// Consumes the lock and returns the value.
+    ///
+    /// # Errors
+    ///
+    /// `Err(PoisonError)` (still holding the value) if a writer panicked.
+    pub fn into_inner(self) -> LockResult<T> {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized, L: Level> OrderedRwLock<T, L> {
+    /// Blocks until shared access is acquired; the token rules are those of
+    /// [`OrderedMutex::lock`].
+    ///
+    /// # Errors
+    ///
+    /// `Err(PoisonError)` if a writer panicked while holding the lock; its `into_inner`
+    /// still gives the guard and the token.
+    pub fn read<'a, H: Level>(
+        &'a self,
+        token: &'a mut LockToken<H>,
+    ) -> LockResult<OrderedRead<'a, T, L>>
+    where
+        L: LockAfter<H>,
+    {
+        let _ = token;
+        let next = next_token::<L>();
+        match self.inner.read() {
+            Ok(guard) => Ok((OrderedReadGuard { inner: guard }, next)),
+            Err(poison) => Err(PoisonError::new((
+                OrderedReadGuard {
+                    inner: poison.into_inner(),
+                },
+                next,
+            ))),
+        }
+    }
+
+    /// Blocks until exclusive access is acquired; the token rules are those of
+    /// [`OrderedMutex::lock`].
+    ///
+    /// # Errors
+    ///
+    /// `Err(PoisonError)` if a writer panicked while holding the lock; its `into_inner`
+    /// still gives the guard and the token.
+    pub fn write<'a, H: Level>(
+        &'a self,
+        token: &'a mut LockToken<H>,
+    ) -> LockResult<OrderedWrite<'a, T, L>>
+    where
+        L: LockAfter<H>,
+    {
+        let _ = token;
+        let next = next_token::<L>();
+        match self.inner.write() {
+            Ok(guard) => Ok((OrderedWriteGuard { inner: guard }, next)),
+            Err(poison) => Err(PoisonError::new((
+                OrderedWriteGuard {
+                    inner: poison.into_inner(),
+                },
+                next,
+            ))),
+        }
+    }
+
+    /// Mutable access without locking.
+    ///
+    /// # Errors
+    ///
+    /// `Err(PoisonError)` (still holding the reference) if a writer panicked.
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        self.inner.get_mut()
+    }
+
+    /// Name of this lock's level.
+    pub fn level_name(&self) -> &'static str {
+        L::INFO.name
+    }
+}
+
+impl<T: Default, L: Level> Default for OrderedRwLock<T, L> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug, L: Level> fmt::Debug for OrderedRwLock<T, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrderedRwLock")
+            .field("level", &L::INFO.name)
+            .field("inner", &&self.inner)
+            .finish()
+    }
+}
+
+/// Shared access to an [`OrderedRwLock`]: released on drop. Not `Send`.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct OrderedReadGuard<'a, T: ?Sized> {
+    inner: InnerReadGuard<'a, T>,
+}
+
+impl<T: ?Sized> Deref for OrderedReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for OrderedReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Exclusive access to an [`OrderedRwLock`]: released on drop. Not `Send`.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct OrderedWriteGuard<'a, T: ?Sized> {
+    inner: InnerWriteGuard<'a, T>,
+}
+
+impl<T: ?Sized> Deref for OrderedWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for OrderedWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for OrderedWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The token at level `L` handed out with a guard. It is a zero-sized value: boxing it
+/// allocates nothing, and leaking it yields a unique `&mut` that the caller narrows to
+/// the guard's lifetime. Its `Drop` would be a no-op (only the root releases a claim,
+/// and `L` is never `Unlocked`, which implements no `LockAfter`).
+fn next_token<'a, L: Level>() -> &'a mut LockToken<L> {
+    Box::leak(Box::new(LockToken::make()))
 }
 
 /// Declares lock levels as a DAG and implements the order between them.

@@ -225,3 +225,54 @@ mod second_invocation {
         });
     }
 }
+
+#[test]
+fn rwlock_read_and_write_follow_the_order() {
+    strata_primitives::model(|| {
+        let routes: OrderedRwLock<Vec<u32>, B> = OrderedRwLock::new(vec![1]);
+        let count: OrderedMutex<usize, C> = OrderedMutex::new(0);
+        let mut root = LockToken::acquire_root().unwrap();
+        {
+            let (mut w, t) = routes.write(&mut root).unwrap();
+            w.push(2);
+            assert_eq!(t.level_name(), "B");
+            let (mut n, _) = count.lock(t).unwrap();
+            *n = w.len();
+        }
+        let (r, t) = routes.read(&mut root).unwrap();
+        let (n, _) = count.lock(t).unwrap();
+        assert_eq!((r.as_slice(), *n), (&[1, 2][..], 2));
+    });
+}
+
+#[test]
+#[cfg(not(strata_loom))] // std's Debug text; loom reports a panicking thread as a failure.
+fn rwlock_poisoning_get_mut_into_inner_debug() {
+    let lock: strata_primitives::sync::Arc<OrderedRwLock<u32, A>> =
+        strata_primitives::sync::Arc::new(OrderedRwLock::default());
+    let l2 = lock.clone();
+    let r = strata_primitives::thread::spawn(move || {
+        let mut root = LockToken::acquire_root().unwrap();
+        let (mut w, _) = l2.write(&mut root).unwrap();
+        *w = 9;
+        panic!("poison it");
+    })
+    .join();
+    assert!(r.is_err());
+    let mut root = LockToken::acquire_root().unwrap();
+    {
+        let (g, t) = lock.read(&mut root).unwrap_err().into_inner();
+        assert_eq!((*g, t.level_name()), (9, "A"));
+        assert_eq!(format!("{g:?}"), "9");
+    }
+    {
+        let (g, _) = lock.write(&mut root).unwrap_err().into_inner();
+        assert_eq!(format!("{g:?}"), "9");
+    }
+    drop(root);
+    let mut lock = strata_primitives::sync::Arc::into_inner(lock).unwrap();
+    assert!(format!("{lock:?}").starts_with("OrderedRwLock { level: \"A\""));
+    assert_eq!(lock.level_name(), "A");
+    *lock.get_mut().unwrap_err().into_inner() = 10;
+    assert_eq!(lock.into_inner().unwrap_err().into_inner(), 10);
+}
