@@ -291,7 +291,10 @@ impl LockClass {
 
     /// Call when this thread releases the lock. Releases may come in any order: the most
     /// recent acquisition of this lock by this thread is the one forgotten. A release of
-    /// a lock this thread does not hold is ignored.
+    /// a lock this thread does not hold is ignored, so a lock released by another thread
+    /// than the one that acquired it (a guard that is `Send`) would stay on the
+    /// acquirer's stack and order its later acquisitions after it: such locks should not
+    /// use these hooks.
     pub fn release(&self) {
         let id = self.id.load(Ordering::Relaxed);
         if id == 0 {
@@ -417,7 +420,9 @@ impl std::error::Error for LockOrderViolation {}
 #[non_exhaustive]
 pub enum Policy {
     /// Panic at the acquisition site, before blocking, with the report as the message
-    /// (the default).
+    /// (the default). On a thread that is already panicking (a lock taken in a `Drop`
+    /// during unwinding), the report is printed to standard error instead, since a
+    /// second panic would abort.
     #[default]
     Panic,
     /// Store the report, to be read with [`take_violations`], and go on.
@@ -448,6 +453,10 @@ pub fn take_violations() -> Vec<LockOrderViolation> {
 #[track_caller]
 fn report(violation: LockOrderViolation) {
     match policy() {
+        // A second panic while unwinding would abort the process: print instead.
+        Policy::Panic if std::thread::panicking() => {
+            eprintln!("{violation} (not raised: this thread is already panicking)");
+        }
         Policy::Panic => panic!("{violation}"),
         Policy::Collect => lock_ignoring_poison(&COLLECTED).push(violation),
         Policy::Handler(handler) => handler(&violation),

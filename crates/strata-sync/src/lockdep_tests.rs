@@ -403,3 +403,33 @@ fn per_thread_stacks_under_loom() {
         assert!(!locks.0.class.is_held_by_current_thread());
     });
 }
+
+/// A violation found while the thread is already unwinding does not panic again (which
+/// would abort the process): it is printed.
+#[test]
+#[cfg(not(strata_loom))]
+fn violation_during_unwinding_does_not_abort() {
+    struct InversionOnDrop<'a>(&'a Tracked, &'a Tracked);
+    impl Drop for InversionOnDrop<'_> {
+        fn drop(&mut self) {
+            let _gb = self.1.lock();
+            let _ga = self.0.lock();
+        }
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    set_policy(Policy::Panic);
+    let (a, b) = (Tracked::new(), Tracked::new());
+    {
+        let _ga = a.lock();
+        let _gb = b.lock();
+    }
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _on_drop = InversionOnDrop(&a, &b);
+        panic!("first panic");
+    }));
+    set_policy(Policy::Collect);
+    let payload = caught.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"first panic"));
+    assert!(!a.class.is_held_by_current_thread());
+    assert!(!b.class.is_held_by_current_thread());
+}
