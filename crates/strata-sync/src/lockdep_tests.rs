@@ -40,7 +40,6 @@ impl Tracked {
             _inner: inner,
         }
     }
-
 }
 
 /// Serializes the tests of this module (std's: it is held around loom models, not in
@@ -137,8 +136,14 @@ mod threads {
             assert_eq!(line_of(earlier.acquired_at), here(first.1));
             // The message names both sites.
             let text = report.to_string();
-            assert!(text.contains(&format!("{}:{}:", file!(), second.1)), "{text}");
-            assert!(text.contains(&format!("{}:{}:", file!(), first.1)), "{text}");
+            assert!(
+                text.contains(&format!("{}:{}:", file!(), second.1)),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("{}:{}:", file!(), first.1)),
+                "{text}"
+            );
         });
     }
 

@@ -50,10 +50,7 @@ fn closure_of_the_declared_parents() {
                 names[i],
                 names[j]
             );
-            assert_eq!(
-                __private::after(&m, LEVELS, names[i], names[j]),
-                is_after
-            );
+            assert_eq!(__private::after(&m, LEVELS, names[i], names[j]), is_after);
         }
     }
     assert_eq!(__private::index_of(LEVELS, "Z"), 5);
@@ -71,7 +68,10 @@ fn closure_marks_cycles_on_the_diagonal() {
     ];
     let m: [[bool; 5]; 5] = __private::closure(CYCLIC);
     // X, Y and Z are on the cycle; W is after it, not on it; V's parent is skipped.
-    assert_eq!([m[0][0], m[1][1], m[2][2], m[3][3], m[4][4]], [true, true, true, false, false]);
+    assert_eq!(
+        [m[0][0], m[1][1], m[2][2], m[3][3], m[4][4]],
+        [true, true, true, false, false]
+    );
     assert!(m[3][0] && m[3][1] && m[3][2]);
     assert_eq!(m[4], [false; 5]);
 }
@@ -99,7 +99,10 @@ fn nested_locking() {
 }
 
 #[test]
-#[cfg_attr(all(strata_loom, strata_weaken), should_panic(expected = "RootTokenHeld"))]
+#[cfg_attr(
+    all(strata_loom, strata_weaken),
+    should_panic(expected = "RootTokenHeld")
+)]
 fn one_root_token_per_thread() {
     strata_primitives::model(one_root_token);
 }
@@ -148,7 +151,10 @@ fn into_inner_get_mut_debug() {
     let mut m: OrderedMutex<Vec<u8>, B> = OrderedMutex::new(vec![1]);
     m.get_mut().unwrap().push(2);
     assert_eq!(m.level_name(), "B");
-    assert_eq!(format!("{m:?}"), "OrderedMutex { level: \"B\", inner: Mutex { data: [1, 2], poisoned: false, .. } }");
+    assert_eq!(
+        format!("{m:?}"),
+        "OrderedMutex { level: \"B\", inner: Mutex { data: [1, 2], poisoned: false, .. } }"
+    );
     let root = LockToken::acquire_root().unwrap();
     assert_eq!(format!("{root:?}"), "LockToken(\"Unlocked\")");
     assert_eq!(m.into_inner().unwrap(), vec![1, 2]);
@@ -160,7 +166,10 @@ fn into_inner_get_mut_debug() {
 /// update) and loom finds no deadlock in any interleaving. Under `strata_weaken` the root
 /// claim is std's thread-local, shared by loom's modelled threads, and the model fails.
 #[test]
-#[cfg_attr(all(strata_loom, strata_weaken), should_panic(expected = "RootTokenHeld"))]
+#[cfg_attr(
+    all(strata_loom, strata_weaken),
+    should_panic(expected = "RootTokenHeld")
+)]
 fn ordered_locks_race_without_deadlock() {
     use strata_primitives::sync::Arc;
     strata_primitives::model(|| {
