@@ -214,6 +214,9 @@ struct RawMutex {
     state: AtomicU8,
     poisoned: AtomicBool,
     queue: UnsafeCell<Queue>,
+    /// The lock's node in the runtime lock-order validator (feature `lockdep` only).
+    #[cfg(feature = "lockdep")]
+    class: crate::lockdep::LockClass,
 }
 
 impl RawMutex {
@@ -226,6 +229,8 @@ impl RawMutex {
                 head: ptr::null(),
                 tail: ptr::null(),
             }),
+            #[cfg(feature = "lockdep")]
+            class: crate::lockdep::LockClass::new(),
         }
     }
 
@@ -238,6 +243,8 @@ impl RawMutex {
                 head: ptr::null(),
                 tail: ptr::null(),
             }),
+            #[cfg(feature = "lockdep")]
+            class: crate::lockdep::LockClass::new(),
         }
     }
 
@@ -277,6 +284,8 @@ impl RawMutex {
     /// Releases the lock; with `fair`, hands it to the head waiter if there is one.
     #[inline]
     fn release(&self, fair: bool) {
+        #[cfg(feature = "lockdep")]
+        self.class.release();
         // release_ordering() (Release): publishes the critical section to the next
         // owner's Acquire CAS.
         if fair
@@ -717,7 +726,10 @@ impl<T: ?Sized> AdaptiveMutex<T> {
     ///
     /// Locking a mutex the current thread already holds deadlocks (as std's may).
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock(&self) -> LockResult<AdaptiveMutexGuard<'_, T>> {
+        #[cfg(feature = "lockdep")]
+        self.raw.class.before_acquire();
         let taken = self.raw.acquire(None);
         debug_assert!(taken);
         self.acquired()
@@ -726,6 +738,7 @@ impl<T: ?Sized> AdaptiveMutex<T> {
     /// Takes the lock if it is free, without waiting. `Err(WouldBlock)` if it is held,
     /// `Err(Poisoned)` (holding the guard) if it was taken but is poisoned.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock(&self) -> TryLockResult<AdaptiveMutexGuard<'_, T>> {
         if self.raw.try_acquire() {
             Ok(self.acquired()?)
@@ -737,6 +750,7 @@ impl<T: ?Sized> AdaptiveMutex<T> {
     /// Like [`lock`](Self::lock), but gives up after `timeout`: `Err(WouldBlock)` on
     /// timeout. A timeout too large to represent waits forever.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<AdaptiveMutexGuard<'_, T>> {
         self.try_lock_deadline(Instant::now().checked_add(timeout))
     }
@@ -744,15 +758,19 @@ impl<T: ?Sized> AdaptiveMutex<T> {
     /// Like [`lock`](Self::lock), but gives up at `deadline`: `Err(WouldBlock)` if the
     /// lock was not acquired by then. A deadline in the past still takes a free lock.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock_until(&self, deadline: Instant) -> TryLockResult<AdaptiveMutexGuard<'_, T>> {
         self.try_lock_deadline(Some(deadline))
     }
 
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn try_lock_deadline(
         &self,
         deadline: Option<Instant>,
     ) -> TryLockResult<AdaptiveMutexGuard<'_, T>> {
+        // lockdep: a timed wait adds no ordering edge, as a try-lock: it cannot wait
+        // forever, and programs use timeouts precisely to back out of an inversion.
         if self.raw.acquire(deadline) {
             Ok(self.acquired()?)
         } else {
@@ -763,7 +781,10 @@ impl<T: ?Sized> AdaptiveMutex<T> {
     /// Every acquisition ends here (the one place for acquisition hooks): builds the
     /// guard and reports poisoning.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn acquired(&self) -> LockResult<AdaptiveMutexGuard<'_, T>> {
+        #[cfg(feature = "lockdep")]
+        self.raw.class.acquired();
         let guard = AdaptiveMutexGuard {
             lock: self,
             poison: PoisonOnPanic::new(),

@@ -53,7 +53,8 @@
 //! # Cost and progress
 //!
 //! Levels and tokens are zero-sized; the check is all at compile time. `lock` is the
-//! inner mutex's `lock` (blocking; it takes effect, and the guard's critical section
+//! inner mutex's `lock`, an [`AdaptiveMutex`](crate::mutex::AdaptiveMutex) for
+//! `OrderedMutex` (blocking; it takes effect, and the guard's critical section
 //! begins, when the inner mutex is acquired); [`LockToken::acquire_root`] reads and
 //! writes one thread-local flag. Every level also derives `Debug`.
 //!
@@ -103,9 +104,9 @@ use strata_primitives::sync::{LockResult, PoisonError};
 
 /// The lock inside an [`OrderedMutex`] (one alias so that the implementation can be
 /// switched in one place).
-type Inner<T> = strata_primitives::sync::Mutex<T>;
+type Inner<T> = crate::mutex::AdaptiveMutex<T>;
 /// The guard of [`Inner`].
-type InnerGuard<'a, T> = strata_primitives::sync::MutexGuard<'a, T>;
+type InnerGuard<'a, T> = crate::mutex::AdaptiveMutexGuard<'a, T>;
 
 /// A lock level: a node of the DAG declared with [`lock_levels!`](crate::lock_levels).
 ///
@@ -270,6 +271,7 @@ impl<T: ?Sized, L: Level> OrderedMutex<T, L> {
     ///
     /// `Err(PoisonError)` if a thread panicked while holding this mutex; its
     /// `into_inner` still gives the guard and the token.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock<'a, H: Level>(
         &'a self,
         token: &'a mut LockToken<H>,

@@ -153,7 +153,7 @@ fn into_inner_get_mut_debug() {
     assert_eq!(m.level_name(), "B");
     assert_eq!(
         format!("{m:?}"),
-        "OrderedMutex { level: \"B\", inner: Mutex { data: [1, 2], poisoned: false, .. } }"
+        "OrderedMutex { level: \"B\", inner: AdaptiveMutex { data: [1, 2], poisoned: false, .. } }"
     );
     let root = LockToken::acquire_root().unwrap();
     assert_eq!(format!("{root:?}"), "LockToken(\"Unlocked\")");
