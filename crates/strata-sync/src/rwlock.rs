@@ -700,11 +700,13 @@ impl RawRwLock {
                 // Set DRAINING only while readers remain: the last reader's fetch_sub
                 // is ordered against this RMW, so it either sees DRAINING (and
                 // unparks) or this fails and sees the count at zero.
+                // Acquire on failure too: the value it returns may be the last
+                // reader's unlock, after which this writer goes on to write.
                 match self.state.compare_exchange_weak(
                     s,
                     s | DRAINING,
                     Ordering::Acquire,
-                    Ordering::Relaxed,
+                    Ordering::Acquire,
                 ) {
                     Ok(_) => {}
                     Err(now) => {

@@ -8,14 +8,19 @@
 //! compare-and-swaps that release a writer's data (write unlock, downgrades) are
 //! `Relaxed`, and the models that must notice are `should_panic`.
 //!
-//! Planted bugs tried by hand and reverted (each caught by the model named):
-//! * dispatch not clearing `PARKED` when it empties the queue: harmless to safety, but
-//!   `loom_rwlock_timed_waiters_race_release` fails its final "state is 0" check;
+//! Planted bugs tried by hand and reverted (each caught by the models named):
+//! * the drain's compare-and-swap with a `Relaxed` failure ordering (a real bug of the
+//!   first version: the writer could go on to write after reading the last reader's
+//!   unlock through that failure): "Causality violation" in
+//!   `loom_rwlock_writer_vs_reader` and `loom_rwlock_downgrade_publishes`;
 //! * the last reader not waking the drainer (`release_read` ignoring `DRAINING`):
-//!   `loom_rwlock_writer_vs_reader` reports a deadlock;
-//! * `upgrade` claiming `WRITER` without clearing `UPGRADABLE` first (`fetch_or`):
-//!   the upgraded guard's release leaves `UPGRADABLE` set and
-//!   `loom_rwlock_upgrade_waits_for_reader` deadlocks on the next acquisition.
+//!   deadlock in `loom_rwlock_writer_vs_reader`, `loom_rwlock_downgrade_publishes`
+//!   and `loom_rwlock_upgrade_waits_for_reader`;
+//! * dispatch not clearing `PARKED` when it empties the queue: 7 of the 9 models fail
+//!   their final "the lock ends free" check;
+//! * `upgrade` claiming `WRITER` with `fetch_or` and leaving `UPGRADABLE` set: deadlock
+//!   in `loom_rwlock_upgrade_waits_for_reader`, `loom_rwlock_two_upgraders_serialize`
+//!   and `loom_rwlock_timed_upgrade_races_reader`.
 
 use core::time::Duration;
 use std::sync::atomic::AtomicBool;
@@ -24,8 +29,7 @@ use strata_primitives::sync::Arc;
 use strata_primitives::{model, thread};
 
 use super::{
-    AdaptiveRwLock, AdaptiveRwLockReadGuard, AdaptiveRwLockUpgradableReadGuard,
-    AdaptiveRwLockWriteGuard, TryLockError,
+    AdaptiveRwLock, AdaptiveRwLockUpgradableReadGuard, AdaptiveRwLockWriteGuard, TryLockError,
 };
 
 /// (a) A writer and a reader race: the reader sees the value before or after the
@@ -60,6 +64,7 @@ fn loom_rwlock_writer_vs_reader() {
 /// (its `try_write` may only succeed before or after the upgradable holder, and its
 /// `try_upgradable_read` never beside it).
 #[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rwlock_upgrade_waits_for_reader() {
     model(|| {
         let lock = Arc::new(AdaptiveRwLock::new(0usize));
@@ -90,6 +95,7 @@ fn loom_rwlock_upgrade_waits_for_reader() {
 /// (b') Two upgradable readers: only one holds at a time, and each one's read-then-
 /// write is atomic, so both increments land.
 #[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rwlock_two_upgraders_serialize() {
     model(|| {
         let lock = Arc::new(AdaptiveRwLock::new(0usize));
@@ -133,6 +139,7 @@ fn loom_rwlock_downgrade_publishes() {
 /// releases is handed the lock, so the releasing thread cannot take it back before the
 /// waiter has written.
 #[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rwlock_fair_handoff_to_parked_writer() {
     model(|| {
         let lock = Arc::new(AdaptiveRwLock::new(0usize));
@@ -159,6 +166,7 @@ fn loom_rwlock_fair_handoff_to_parked_writer() {
 /// releasing thread; it then goes back to the queue's head and still completes. The
 /// model also records that the barging interleaving exists (so (d) is meaningful).
 #[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rwlock_unfair_wake_retries() {
     static BARGED: AtomicBool = AtomicBool::new(false);
     model(|| {
@@ -273,7 +281,9 @@ mod unit {
     use std::time::Duration;
 
     use super::*;
-    use crate::rwlock::{MappedAdaptiveRwLockReadGuard, MappedAdaptiveRwLockWriteGuard};
+    use crate::rwlock::{
+        AdaptiveRwLockReadGuard, MappedAdaptiveRwLockReadGuard, MappedAdaptiveRwLockWriteGuard,
+    };
 
     const SHORT: Duration = Duration::from_millis(10);
 
