@@ -20,7 +20,9 @@
 //!   their final "the lock ends free" check;
 //! * `upgrade` claiming `WRITER` with `fetch_or` and leaving `UPGRADABLE` set: deadlock
 //!   in `loom_rwlock_upgrade_waits_for_reader`, `loom_rwlock_two_upgraders_serialize`
-//!   and `loom_rwlock_timed_upgrade_races_reader`.
+//!   and `loom_rwlock_timed_upgrade_races_reader`;
+//! * a timed writer that was woken to retry and times out leaving without dispatching:
+//!   deadlock in `loom_rwlock_woken_timed_writer_passes_turn_on`.
 
 use core::time::Duration;
 use std::sync::atomic::AtomicBool;
@@ -221,6 +223,7 @@ fn loom_rwlock_queued_readers_granted_together() {
 #[test]
 #[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
 fn loom_rwlock_timed_waiters_race_release() {
+    static OUTCOMES: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
     model(|| {
         let lock = Arc::new(AdaptiveRwLock::new(0usize));
         let mut g = lock.write().unwrap();
@@ -239,15 +242,50 @@ fn loom_rwlock_timed_waiters_race_release() {
         *g = 1;
         drop(g);
         let wrote = timed_writer.join().unwrap();
+        OUTCOMES[usize::from(wrote)].store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(*lock.read().unwrap(), 1 + usize::from(wrote));
         assert_eq!(lock.debug_state(), (0, 0), "the lock ends free, nobody queued");
     });
+    if strata_primitives::LOOM {
+        // Both outcomes were explored: the race is real in the model.
+        assert!(OUTCOMES.iter().all(|o| o.load(std::sync::atomic::Ordering::Relaxed)));
+    }
 }
 
-/// (e') A timed upgrade races a reader's release: it either completes or gives the
-/// claim back (letting a reader that queued behind it in), never both.
+/// (e'') Without fairness, a timed writer woken to retry may time out instead: it must
+/// then pass its turn on, or a second writer queued behind it (dispatch wakes one
+/// writer at a time) would sleep forever (loom would report a deadlock).
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_rwlock_woken_timed_writer_passes_turn_on() {
+    model(|| {
+        let lock = Arc::new(AdaptiveRwLock::new(0usize));
+        lock.set_fairness_bound(Duration::MAX);
+        let g = lock.write().unwrap();
+        let l2 = Arc::clone(&lock);
+        let timed = thread::spawn(move || match l2.try_write_for(Duration::from_millis(5)) {
+            Ok(mut w) => {
+                *w += 1;
+                1
+            }
+            Err(_) => 0,
+        });
+        let l3 = Arc::clone(&lock);
+        let plain = thread::spawn(move || *l3.write().unwrap() += 10);
+        drop(g);
+        let n = timed.join().unwrap();
+        plain.join().unwrap();
+        assert_eq!(*lock.read().unwrap(), 10 + n);
+        assert_eq!(lock.debug_state(), (0, 0));
+    });
+}
+
+/// (e') A timed upgrade races a reader's release: it either completes (and writes) or
+/// gives the claim back and keeps its upgradable read (and the value is unchanged);
+/// either way the lock ends free. Both outcomes are explored.
 #[test]
 fn loom_rwlock_timed_upgrade_races_reader() {
+    static OUTCOMES: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
     model(|| {
         let lock = Arc::new(AdaptiveRwLock::new(0usize));
         let r = lock.read().unwrap();
@@ -265,11 +303,19 @@ fn loom_rwlock_timed_upgrade_races_reader() {
                 }
             }
         });
+        // The reader stays a while (each step lets the upgrader's timed park run out).
+        for _ in 0..2 {
+            assert!(lock.try_write().is_err(), "a writer beside a reader");
+        }
         drop(r);
         let upgraded = upgrader.join().unwrap();
+        OUTCOMES[usize::from(upgraded)].store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(*lock.read().unwrap(), usize::from(upgraded));
         assert_eq!(lock.debug_state(), (0, 0));
     });
+    if strata_primitives::LOOM {
+        assert!(OUTCOMES.iter().all(|o| o.load(std::sync::atomic::Ordering::Relaxed)));
+    }
 }
 
 // ---- unit tests (real threads, timeouts) ------------------------------------------
