@@ -232,11 +232,7 @@ impl WaitQueue {
             waiters: VecDeque::new(),
             writers: 0,
             drainer: None,
-            fairness: if LOOM {
-                Duration::ZERO
-            } else {
-                FAIRNESS_BOUND
-            },
+            fairness: if LOOM { Duration::ZERO } else { FAIRNESS_BOUND },
         }
     }
 
@@ -428,9 +424,7 @@ impl RawRwLock {
         // UPGRADABLE is set and WRITER clear (nobody claims WRITER while UPGRADABLE is
         // set), so the xor swaps one for the other in one step. Acquire: the readers
         // drained below released with Release; this only needs to be a claim.
-        let prev = self
-            .state
-            .fetch_xor(WRITER | UPGRADABLE, Ordering::Acquire);
+        let prev = self.state.fetch_xor(WRITER | UPGRADABLE, Ordering::Acquire);
         debug_assert_eq!(prev & (WRITER | UPGRADABLE), UPGRADABLE);
         if self.drain(wait) {
             return true;
@@ -748,8 +742,11 @@ impl RawRwLock {
             self.release_with(|s| s);
         }
         if prev & DRAINING != 0 && readers(prev) == 1 {
-            // The last reader out wakes the drainer. The mutex orders this after the
-            // drainer's registration (made before it set DRAINING).
+            // The last reader out wakes the drainer. This lock comes after the
+            // drainer's registration in the mutex's order: the drainer registered
+            // before its DRAINING compare-and-swap, whose value `prev` is, so a lock
+            // ordered before the registration would happen before a write it reads
+            // (impossible by coherence).
             let u = self.lock_queue().drainer.clone();
             if let Some(u) = u {
                 u.unpark();
@@ -920,6 +917,8 @@ struct PoisonOnPanic {
 impl PoisonOnPanic {
     fn new() -> Self {
         Self {
+            // std's `panicking` (not the shim): it reads thread-local panic state only,
+            // which loom does not model.
             panicking: std::thread::panicking(),
         }
     }

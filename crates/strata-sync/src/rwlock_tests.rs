@@ -76,7 +76,10 @@ fn loom_rwlock_upgrade_waits_for_reader() {
             let u = l2.upgradable_read().unwrap();
             let v = *u;
             let mut w = AdaptiveRwLockUpgradableReadGuard::upgrade(u);
-            assert_eq!(*w, v, "a writer got in between the upgradable read and the write");
+            assert_eq!(
+                *w, v,
+                "a writer got in between the upgradable read and the write"
+            );
             *w = v + 1;
         });
         let l3 = Arc::clone(&lock);
@@ -228,27 +231,36 @@ fn loom_rwlock_timed_waiters_race_release() {
         let lock = Arc::new(AdaptiveRwLock::new(0usize));
         let mut g = lock.write().unwrap();
         let l2 = Arc::clone(&lock);
-        let timed_writer = thread::spawn(move || match l2.try_write_for(Duration::from_millis(5)) {
-            Ok(mut w) => {
-                assert!(*w >= 1, "the holder's write is visible");
-                *w += 1;
-                true
-            }
-            Err(e) => {
-                assert!(matches!(e, TryLockError::WouldBlock));
-                false
-            }
-        });
+        let timed_writer =
+            thread::spawn(move || match l2.try_write_for(Duration::from_millis(5)) {
+                Ok(mut w) => {
+                    assert!(*w >= 1, "the holder's write is visible");
+                    *w += 1;
+                    true
+                }
+                Err(e) => {
+                    assert!(matches!(e, TryLockError::WouldBlock));
+                    false
+                }
+            });
         *g = 1;
         drop(g);
         let wrote = timed_writer.join().unwrap();
         OUTCOMES[usize::from(wrote)].store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(*lock.read().unwrap(), 1 + usize::from(wrote));
-        assert_eq!(lock.debug_state(), (0, 0), "the lock ends free, nobody queued");
+        assert_eq!(
+            lock.debug_state(),
+            (0, 0),
+            "the lock ends free, nobody queued"
+        );
     });
     if strata_primitives::LOOM {
         // Both outcomes were explored: the race is real in the model.
-        assert!(OUTCOMES.iter().all(|o| o.load(std::sync::atomic::Ordering::Relaxed)));
+        assert!(
+            OUTCOMES
+                .iter()
+                .all(|o| o.load(std::sync::atomic::Ordering::Relaxed))
+        );
     }
 }
 
@@ -314,7 +326,11 @@ fn loom_rwlock_timed_upgrade_races_reader() {
         assert_eq!(lock.debug_state(), (0, 0));
     });
     if strata_primitives::LOOM {
-        assert!(OUTCOMES.iter().all(|o| o.load(std::sync::atomic::Ordering::Relaxed)));
+        assert!(
+            OUTCOMES
+                .iter()
+                .all(|o| o.load(std::sync::atomic::Ordering::Relaxed))
+        );
     }
 }
 
@@ -375,12 +391,18 @@ mod unit {
         assert_eq!(*a + *b, 2);
         assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
         let u = lock.try_upgradable_read().unwrap();
-        assert!(matches!(lock.try_upgradable_read(), Err(TryLockError::WouldBlock)));
+        assert!(matches!(
+            lock.try_upgradable_read(),
+            Err(TryLockError::WouldBlock)
+        ));
         assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
         drop((a, b, u));
         let w = lock.try_write().unwrap();
         assert!(matches!(lock.try_read(), Err(TryLockError::WouldBlock)));
-        assert!(matches!(lock.try_upgradable_read(), Err(TryLockError::WouldBlock)));
+        assert!(matches!(
+            lock.try_upgradable_read(),
+            Err(TryLockError::WouldBlock)
+        ));
         drop(w);
         assert_eq!(lock.debug_state(), (0, 0));
     }
@@ -389,8 +411,14 @@ mod unit {
     fn timeouts_expire_and_leave_lock_clean() {
         let lock = AdaptiveRwLock::new(0);
         let w = lock.write().unwrap();
-        assert!(matches!(lock.try_read_for(SHORT), Err(TryLockError::WouldBlock)));
-        assert!(matches!(lock.try_write_for(SHORT), Err(TryLockError::WouldBlock)));
+        assert!(matches!(
+            lock.try_read_for(SHORT),
+            Err(TryLockError::WouldBlock)
+        ));
+        assert!(matches!(
+            lock.try_write_for(SHORT),
+            Err(TryLockError::WouldBlock)
+        ));
         assert!(matches!(
             lock.try_upgradable_read_for(SHORT),
             Err(TryLockError::WouldBlock)
@@ -403,7 +431,10 @@ mod unit {
         assert_eq!(lock.debug_state(), (0, 0));
         // A timed writer that claimed WRITER while a reader stays gives the claim back.
         let r = lock.read().unwrap();
-        assert!(matches!(lock.try_write_for(SHORT), Err(TryLockError::WouldBlock)));
+        assert!(matches!(
+            lock.try_write_for(SHORT),
+            Err(TryLockError::WouldBlock)
+        ));
         let r2 = lock.try_read().unwrap();
         drop((r, r2));
         assert_eq!(lock.debug_state(), (0, 0));
@@ -458,7 +489,10 @@ mod unit {
         drop(e);
         assert!(matches!(lock.try_write(), Err(TryLockError::Poisoned(_))));
         assert!(lock.upgradable_read().is_err());
-        assert!(matches!(lock.try_read_for(SHORT), Err(TryLockError::Poisoned(_))));
+        assert!(matches!(
+            lock.try_read_for(SHORT),
+            Err(TryLockError::Poisoned(_))
+        ));
         lock.clear_poison();
         assert!(!lock.is_poisoned());
         assert_eq!(*lock.read().unwrap(), 6);
@@ -512,7 +546,8 @@ mod unit {
         }
         {
             let g = lock.read().unwrap();
-            let g = AdaptiveRwLockReadGuard::try_map(g, |t| (t.0 == 2).then_some(&t.0)).unwrap_err();
+            let g =
+                AdaptiveRwLockReadGuard::try_map(g, |t| (t.0 == 2).then_some(&t.0)).unwrap_err();
             let m = AdaptiveRwLockReadGuard::try_map(g, |t| Some(&t.0)).unwrap();
             assert_eq!(*m, 1);
         }
@@ -534,7 +569,8 @@ mod unit {
         assert_eq!(lock.debug_state(), (0, 0));
         // A panic inside `map` releases the lock.
         let r = catch_unwind(AssertUnwindSafe(|| {
-            let _m = AdaptiveRwLockReadGuard::map(lock.read().unwrap(), |_| -> &i32 { panic!("f") });
+            let _m =
+                AdaptiveRwLockReadGuard::map(lock.read().unwrap(), |_| -> &i32 { panic!("f") });
         }));
         assert!(r.is_err());
         assert_eq!(lock.debug_state(), (0, 0));
@@ -600,7 +636,10 @@ mod unit {
             std::thread::yield_now();
         }
         assert!(matches!(lock.try_read(), Err(TryLockError::WouldBlock)));
-        assert!(matches!(lock.try_read_for(SHORT), Err(TryLockError::WouldBlock)));
+        assert!(matches!(
+            lock.try_read_for(SHORT),
+            Err(TryLockError::WouldBlock)
+        ));
         drop(u);
         t.join().unwrap();
         assert_eq!(*lock.read().unwrap(), 1);

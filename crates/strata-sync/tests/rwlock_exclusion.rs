@@ -35,7 +35,11 @@ impl Pair {
 }
 
 fn iterations(normal: u64) -> u64 {
-    if cfg!(miri) { normal / 2_000 + 2 } else { normal }
+    if cfg!(miri) {
+        normal / 2_000 + 2
+    } else {
+        normal
+    }
 }
 
 /// Runs `f` on its own thread and fails the test if it does not finish within 30 s
@@ -84,7 +88,11 @@ fn exclusion_mixed_roles() {
                                     let u = lock.upgradable_read().unwrap();
                                     let before = u.check();
                                     let mut w = AdaptiveRwLockUpgradableReadGuard::upgrade(u);
-                                    assert_eq!(w.check(), before, "a writer got in during the upgrade");
+                                    assert_eq!(
+                                        w.check(),
+                                        before,
+                                        "a writer got in during the upgrade"
+                                    );
                                     w.bump();
                                     writes += 1;
                                 }
