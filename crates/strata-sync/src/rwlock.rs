@@ -45,7 +45,8 @@
 //!
 //! **Fast paths** (inlined). `read` is one compare-and-swap adding a reader, allowed
 //! when neither `WRITER` nor `PARKED` is set; `read` unlock is one `fetch_sub`, which
-//! goes out of line only if it was the last reader and `DRAINING` is set. `write` is
+//! goes out of line only if it was the last reader and `DRAINING` is set (or the
+//! reader count was full, an overflow guard that no real program reaches). `write` is
 //! one compare-and-swap `0 → WRITER`, its unlock one compare-and-swap `WRITER → 0`,
 //! failing (and going out of line) when `PARKED` is set. Everything else is out of
 //! line (`#[cold]`).
@@ -78,10 +79,12 @@
 //!   longer than [`FAIRNESS_BOUND`]; otherwise it is woken to retry, competing with
 //!   threads that are still spinning (this keeps a running thread from waiting for a
 //!   sleeping one to be scheduled). A woken writer that loses goes back to the *head*
-//!   of the queue with its original start time, so it gets the lock handed to it at
-//!   the latest once it has waited [`FAIRNESS_BOUND`]: **no waiter starves**. Readers
-//!   and an upgradable reader behind a woken writer are granted in the same step;
-//!   dispatch stops at the next writer.
+//!   of the queue with its original start time, so the first release after it has
+//!   waited [`FAIRNESS_BOUND`] hands it the lock: **no waiter starves** (its wait is
+//!   bounded by the bound plus the critical sections of the waiters queued ahead of
+//!   it). Readers and an upgradable reader behind a woken writer are granted in the
+//!   same step (they pass it; it then claims `WRITER` and drains them); dispatch stops
+//!   at the next writer.
 //!
 //! A new reader (or upgradable reader) does not pass a queued writer: it may only
 //! enter while the queue holds no writer. The same dispatch runs when a queued waiter
@@ -122,8 +125,9 @@
 //! successful compare-and-swap on the state word (its own, or the dispatch that
 //! granted it); a writer's acquisition at the moment its drain sees no reader; a
 //! release at its compare-and-swap or `fetch_sub`. Under contention and with waiters
-//! parked, the order is first-come first-served for the queue, except that a woken
-//! writer may lose to a spinning one for at most [`FAIRNESS_BOUND`].
+//! parked, queued waiters are served in queue order (a group of readers at once),
+//! except that a writer woken to retry may be passed, by spinning writers and by
+//! the readers queued behind it, until it has waited [`FAIRNESS_BOUND`].
 //!
 //! # Poisoning
 //!
