@@ -294,6 +294,9 @@ struct RawRwLock {
     state: AtomicUsize,
     queue: Mutex<WaitQueue>,
     poisoned: AtomicBool,
+    /// The lock's node in the runtime lock-order validator (feature `lockdep` only).
+    #[cfg(feature = "lockdep")]
+    class: crate::lockdep::LockClass,
 }
 
 impl RawRwLock {
@@ -303,6 +306,8 @@ impl RawRwLock {
             state: AtomicUsize::new(0),
             queue: Mutex::new(WaitQueue::new()),
             poisoned: AtomicBool::new(false),
+            #[cfg(feature = "lockdep")]
+            class: crate::lockdep::LockClass::new(),
         }
     }
 
@@ -312,6 +317,8 @@ impl RawRwLock {
             state: AtomicUsize::new(0),
             queue: Mutex::new(WaitQueue::new()),
             poisoned: AtomicBool::new(false),
+            #[cfg(feature = "lockdep")]
+            class: crate::lockdep::LockClass::new(),
         }
     }
 
@@ -324,10 +331,34 @@ impl RawRwLock {
 
     // ---- acquisitions: one function per kind -------------------------------------
 
+    /// lockdep: a blocking acquisition (no deadline) records ordering edges from the
+    /// locks this thread holds; a try or timed one adds none (it cannot wait forever).
+    /// Shared, upgradable and exclusive acquisitions are ordered alike.
+    #[cfg(feature = "lockdep")]
+    #[track_caller]
+    fn lockdep_before(&self, wait: Option<Wait>) {
+        if matches!(wait, Some(Wait::Forever)) {
+            self.class.before_acquire();
+        }
+    }
+
     /// Acquires a read lock. `None` = try once; otherwise wait as told. (The lockdep
     /// hooks of shared acquisitions go here.)
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn acquire_read(&self, wait: Option<Wait>) -> bool {
+        #[cfg(feature = "lockdep")]
+        self.lockdep_before(wait);
+        let taken = self.acquire_read_unhooked(wait);
+        #[cfg(feature = "lockdep")]
+        if taken {
+            self.class.acquired();
+        }
+        taken
+    }
+
+    #[inline]
+    fn acquire_read_unhooked(&self, wait: Option<Wait>) -> bool {
         let s = self.state.load(Ordering::Relaxed);
         if s & (WRITER | PARKED) == 0
             && s < READERS_FULL
@@ -343,7 +374,20 @@ impl RawRwLock {
 
     /// Acquires the upgradable read lock. (Hook point for upgradable acquisitions.)
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn acquire_upgradable(&self, wait: Option<Wait>) -> bool {
+        #[cfg(feature = "lockdep")]
+        self.lockdep_before(wait);
+        let taken = self.acquire_upgradable_unhooked(wait);
+        #[cfg(feature = "lockdep")]
+        if taken {
+            self.class.acquired();
+        }
+        taken
+    }
+
+    #[inline]
+    fn acquire_upgradable_unhooked(&self, wait: Option<Wait>) -> bool {
         let s = self.state.load(Ordering::Relaxed);
         if s & (WRITER | UPGRADABLE | PARKED) == 0
             && self
@@ -359,7 +403,20 @@ impl RawRwLock {
     /// Acquires the write lock: claims `WRITER`, then waits for the readers inside to
     /// leave. (Hook point for exclusive acquisitions.)
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     fn acquire_write(&self, wait: Option<Wait>) -> bool {
+        #[cfg(feature = "lockdep")]
+        self.lockdep_before(wait);
+        let taken = self.acquire_write_unhooked(wait);
+        #[cfg(feature = "lockdep")]
+        if taken {
+            self.class.acquired();
+        }
+        taken
+    }
+
+    #[inline]
+    fn acquire_write_unhooked(&self, wait: Option<Wait>) -> bool {
         if self
             .state
             .compare_exchange_weak(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
@@ -730,6 +787,8 @@ impl RawRwLock {
     /// Releases a read lock. (Hook point for shared releases.)
     #[inline]
     fn release_read(&self) {
+        #[cfg(feature = "lockdep")]
+        self.class.release();
         // Release: the reads of the critical section happen before a writer's writes.
         let prev = self.state.fetch_sub(ONE_READER, Ordering::Release);
         debug_assert!(readers(prev) > 0);
@@ -761,6 +820,8 @@ impl RawRwLock {
     /// Releases the write lock. (Hook point for exclusive releases.)
     #[inline]
     fn release_write(&self) {
+        #[cfg(feature = "lockdep")]
+        self.class.release();
         if self
             .state
             .compare_exchange(WRITER, 0, release_ordering(), Ordering::Relaxed)
@@ -773,6 +834,8 @@ impl RawRwLock {
     /// Releases the upgradable read lock. (Hook point for upgradable releases.)
     #[inline]
     fn release_upgradable(&self) {
+        #[cfg(feature = "lockdep")]
+        self.class.release();
         self.transition(|s| s & !UPGRADABLE, Ordering::Release);
     }
 
@@ -984,6 +1047,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
     /// Locks for shared reading, waiting while a writer holds or has claimed the
     /// lock, or a writer is queued. `Err` (holding the guard) if poisoned.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn read(&self) -> LockResult<AdaptiveRwLockReadGuard<'_, T>> {
         self.raw.acquire_read(Some(Wait::Forever));
         self.raw.poison_result(AdaptiveRwLockReadGuard::new(self))
@@ -991,6 +1055,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
 
     /// Locks for shared reading if that needs no waiting: `WouldBlock` otherwise.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_read(&self) -> TryLockResult<AdaptiveRwLockReadGuard<'_, T>> {
         let g = self
             .raw
@@ -1001,6 +1066,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
 
     /// Locks for shared reading, waiting at most about `timeout`: `WouldBlock` if it
     /// timed out.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_read_for(&self, timeout: Duration) -> TryLockResult<AdaptiveRwLockReadGuard<'_, T>> {
         let g = self
             .raw
@@ -1012,6 +1078,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
     /// Locks exclusively, waiting for every other holder. `Err` (holding the guard)
     /// if poisoned.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn write(&self) -> LockResult<AdaptiveRwLockWriteGuard<'_, T>> {
         self.raw.acquire_write(Some(Wait::Forever));
         self.raw.poison_result(AdaptiveRwLockWriteGuard::new(self))
@@ -1019,6 +1086,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
 
     /// Locks exclusively if nobody holds the lock: `WouldBlock` otherwise.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_write(&self) -> TryLockResult<AdaptiveRwLockWriteGuard<'_, T>> {
         let g = self
             .raw
@@ -1029,6 +1097,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
 
     /// Locks exclusively, waiting at most about `timeout`: `WouldBlock` if it timed
     /// out (a claim on the lock made while waiting is given back).
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_write_for(
         &self,
         timeout: Duration,
@@ -1042,6 +1111,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
 
     /// Locks for an upgradable read: shared with plain readers, exclusive against
     /// writers and other upgradable readers. `Err` (holding the guard) if poisoned.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn upgradable_read(&self) -> LockResult<AdaptiveRwLockUpgradableReadGuard<'_, T>> {
         self.raw.acquire_upgradable(Some(Wait::Forever));
         self.raw
@@ -1049,6 +1119,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
     }
 
     /// An upgradable read if that needs no waiting: `WouldBlock` otherwise.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_upgradable_read(&self) -> TryLockResult<AdaptiveRwLockUpgradableReadGuard<'_, T>> {
         let g = self
             .raw
@@ -1059,6 +1130,7 @@ impl<T: ?Sized> AdaptiveRwLock<T> {
 
     /// An upgradable read, waiting at most about `timeout`: `WouldBlock` if it timed
     /// out.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_upgradable_read_for(
         &self,
         timeout: Duration,
