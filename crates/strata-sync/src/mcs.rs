@@ -39,8 +39,9 @@
 //!   once and dropped in any order. When all of them are in use (more than
 //!   `LOCAL_NODES` MCS guards held at once by one thread) the node is a fresh heap
 //!   allocation, freed when its guard is dropped. A guard is `!Send`: its node belongs
-//!   to its thread's array. If a thread's array is destroyed (at thread exit) while a
-//!   guard still uses one of its nodes, the array is leaked instead of freed.
+//!   to its thread's array. If a thread's thread-local is destroyed (at thread exit)
+//!   while a guard still uses one of its nodes (a guard dropped by another
+//!   thread-local's destructor), the array is freed by the last such guard instead.
 //! * [`McsLock::with`] runs a closure under the lock with the node on the caller's
 //!   stack: no thread-local lookup, no allocation.
 //!
@@ -484,22 +485,40 @@ impl<T: ?Sized + fmt::Display> fmt::Display for McsGuard<'_, T> {
     }
 }
 
-/// A thread's queue nodes for `lock`/`try_lock`: a boxed array (so that it can be
-/// leaked, and its address is stable) and the bit map of the nodes in use.
-struct LocalNodes {
-    nodes: Option<Box<[QNode; LOCAL_NODES]>>,
+/// A thread's queue nodes for `lock`/`try_lock`, with the bit map of those in use.
+/// Only its thread touches the map (guards are `!Send`).
+struct NodeArray {
+    nodes: [QNode; LOCAL_NODES],
     used: Cell<u32>,
+    /// The thread-local that owned the array is gone: the last node to be freed frees
+    /// the array.
+    orphaned: Cell<bool>,
+}
+
+/// The thread-local owner of this thread's [`NodeArray`], allocated on first use and
+/// held as a raw pointer (never a `Box`: freeing it must not assert uniqueness over
+/// nodes still in use).
+struct LocalNodes {
+    array: Cell<*const NodeArray>,
 }
 
 impl Drop for LocalNodes {
     fn drop(&mut self) {
-        if self.used.get() != 0 || (cfg!(strata_loom) && std::thread::panicking()) {
+        let array = self.array.get();
+        if array.is_null() || (cfg!(strata_loom) && std::thread::panicking()) {
+            // (Under a failing loom model, loom's state is gone: leak.)
+            return;
+        }
+        // SAFETY: made by `Box::into_raw` in `NodeHandle::take`; freed either here or
+        // by the last `NodeHandle` after this, never both (the `orphaned` flag).
+        let a = unsafe { &*array };
+        if a.used.get() == 0 {
+            // SAFETY: as above, and no node is in use.
+            drop(unsafe { Box::from_raw(array.cast_mut()) });
+        } else {
             // A guard still uses a node (a guard dropped after this thread-local, from
-            // another thread-local's destructor): leak the array so the node stays
-            // valid. (Under a failing loom model, loom's state is gone: leak too.)
-            if let Some(nodes) = self.nodes.take() {
-                Box::leak(nodes);
-            }
+            // another thread-local's destructor): its handle frees the array.
+            a.orphaned.set(true);
         }
     }
 }
@@ -507,25 +526,20 @@ impl Drop for LocalNodes {
 #[cfg(not(strata_loom))]
 strata_primitives::thread_local! {
     /// This thread's queue nodes.
-    static NODES: core::cell::RefCell<LocalNodes> = const {
-        core::cell::RefCell::new(LocalNodes { nodes: None, used: Cell::new(0) })
-    };
+    static NODES: LocalNodes = const { LocalNodes { array: Cell::new(ptr::null()) } };
 }
 
 #[cfg(strata_loom)]
 strata_primitives::thread_local! {
     /// This thread's queue nodes.
-    static NODES: core::cell::RefCell<LocalNodes> =
-        core::cell::RefCell::new(LocalNodes { nodes: None, used: Cell::new(0) });
+    static NODES: LocalNodes = LocalNodes { array: Cell::new(ptr::null()) };
 }
 
-/// The bit of a [`NodeHandle`] that is not a thread-local node.
-const HEAP: u32 = u32::MAX;
-
-/// A node of this thread's array (`slot < LOCAL_NODES`), or a heap node
-/// (`slot == HEAP`, freed on drop).
+/// A node of this thread's array (`array` non-null), or a heap node (`array` null,
+/// freed on drop).
 struct NodeHandle {
     node: *const QNode,
+    array: *const NodeArray,
     slot: u32,
 }
 
@@ -534,19 +548,28 @@ impl NodeHandle {
     /// the thread's array is gone, during thread exit).
     #[inline]
     fn take() -> Self {
-        let local = NODES.try_with(|cell| {
-            let mut nodes = cell.try_borrow_mut().ok()?;
-            let used = nodes.used.get();
+        let local = NODES.try_with(|local| {
+            let mut array = local.array.get();
+            if array.is_null() {
+                array = Box::into_raw(Box::new(NodeArray {
+                    nodes: core::array::from_fn(|_| new_node()),
+                    used: Cell::new(0),
+                    orphaned: Cell::new(false),
+                }));
+                local.array.set(array);
+            }
+            // SAFETY: a live array (freed only when no node is in use and its owner
+            // is gone, neither of which holds while the thread-local is alive).
+            let a = unsafe { &*array };
+            let used = a.used.get();
             let free = (!used).trailing_zeros();
             if free as usize >= LOCAL_NODES {
                 return None;
             }
-            nodes.used.set(used | 1 << free);
-            let array = nodes
-                .nodes
-                .get_or_insert_with(|| Box::new(core::array::from_fn(|_| new_node())));
+            a.used.set(used | 1 << free);
             Some(Self {
-                node: &array[free as usize],
+                node: &a.nodes[free as usize],
+                array,
                 slot: free,
             })
         });
@@ -554,7 +577,8 @@ impl NodeHandle {
             Ok(Some(h)) => h,
             _ => Self {
                 node: Box::into_raw(Box::new(new_node())),
-                slot: HEAP,
+                array: ptr::null(),
+                slot: 0,
             },
         }
     }
@@ -568,17 +592,19 @@ impl NodeHandle {
 impl Drop for NodeHandle {
     #[inline]
     fn drop(&mut self) {
-        if self.slot == HEAP {
+        if self.array.is_null() {
             // SAFETY: a heap node comes from `Box::into_raw` in `take`, and its lock
             // has been released (the guard's drop runs first), so nobody uses it.
             drop(unsafe { Box::from_raw(self.node.cast_mut()) });
-        } else {
-            // If the array is gone (thread exit), it was leaked: nothing to do.
-            let _ = NODES.try_with(|cell| {
-                if let Ok(nodes) = cell.try_borrow() {
-                    nodes.used.set(nodes.used.get() & !(1 << self.slot));
-                }
-            });
+            return;
+        }
+        // SAFETY: the array stays allocated while one of its nodes is in use (ours).
+        let a = unsafe { &*self.array };
+        let used = a.used.get() & !(1 << self.slot);
+        a.used.set(used);
+        if used == 0 && a.orphaned.get() {
+            // SAFETY: the owner is gone and no node is in use: we are the last user.
+            drop(unsafe { Box::from_raw(self.array.cast_mut()) });
         }
     }
 }
