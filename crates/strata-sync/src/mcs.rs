@@ -60,10 +60,14 @@
 //! its FIFO hand-off is fair and each waiter spins on its own line, so the lock line
 //! does not bounce between waiters. With more threads than cores, long or blocking
 //! critical sections, or when you need a thread to sleep, pick a parking lock
-//! (`AdaptiveMutex`, `std::sync::Mutex`). Uncontended, an MCS acquire is one swap and a
-//! release one CAS, plus finding a node; at one or two threads a plain test-and-set
-//! lock or `std::sync::Mutex` is as fast or faster; MCS pays off for fairness and under
-//! contention from several cores.
+//! (`AdaptiveMutex`, `std::sync::Mutex`). Uncontended, an MCS acquire is one swap
+//! and a release one CAS, plus finding a node (a thread-local lookup, or none with
+//! [`McsLock::with`]), where a test-and-set lock such as `std::sync::Mutex` does one
+//! CAS each way and nothing else; so at one or two threads MCS is not expected to be
+//! faster than those, and what it offers there is FIFO fairness. Its spinning on a
+//! private line matters under contention from several cores. (No measured ratio
+//! against `AdaptiveMutex` or `std::sync::Mutex` is claimed here yet: the benchmark
+//! has not been run.)
 //!
 //! # Poisoning
 //!
