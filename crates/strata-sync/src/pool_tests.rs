@@ -155,6 +155,66 @@ fn loom_pool_aba_on_the_global_list() {
     });
 }
 
+/// The ABA model with a third thread donating an object meanwhile: its push races
+/// the other two threads' pops and pushes on the head.
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_pool_aba_with_a_donor() {
+    model(|| {
+        let counts = Counts::default();
+        let pool = Arc::new(pool(&counts, 4, 0));
+        pool.put(counts.make());
+        pool.put(counts.make());
+        let p2 = Arc::clone(&pool);
+        let t = thread::spawn(move || {
+            let mut a = p2.get();
+            let mut b = p2.get();
+            hold(&mut a);
+            drop(a);
+            hold(&mut b);
+        });
+        let p3 = Arc::clone(&pool);
+        let c3 = counts.clone();
+        let donor = c3.make();
+        let d = thread::spawn(move || p3.put(donor));
+        let mut x = pool.get();
+        hold(&mut x);
+        d.join().unwrap();
+        t.join().unwrap();
+        drop(x);
+        let pool = Arc::try_unwrap(pool).unwrap_or_else(|_| unreachable!());
+        assert_conserved_and_drop(pool, &counts);
+    });
+}
+
+/// Objects pass between threads through the caches: one thread returns three
+/// objects into a cache of two (the third return flushes one to the global list)
+/// while the other takes objects (refilling its cache from the global list).
+#[test]
+#[cfg_attr(
+    strata_weaken,
+    should_panic(expected = "used before its segment is visible")
+)]
+fn loom_pool_cache_flush_and_refill_across_threads() {
+    model(|| {
+        let counts = Counts::default();
+        let pool = Arc::new(pool(&counts, 4, 2));
+        let p2 = Arc::clone(&pool);
+        let t = thread::spawn(move || {
+            let mut held: Vec<_> = (0..3).map(|_| p2.get()).collect();
+            for o in &mut held {
+                hold(o);
+            }
+        });
+        for _ in 0..2 {
+            hold(&mut pool.get());
+        }
+        t.join().unwrap();
+        let pool = Arc::try_unwrap(pool).unwrap_or_else(|_| unreachable!());
+        assert_conserved_and_drop(pool, &counts);
+    });
+}
+
 /// A thread returns objects to its cache and exits: its cache is abandoned with the
 /// objects in it, and they are reused (not created again, not leaked) by the main
 /// thread, which also races the other thread's record creation with its own.
