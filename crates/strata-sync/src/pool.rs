@@ -33,8 +33,9 @@
 //! reused, so an entry of a dropped pool never matches a live one): a stack of at
 //! most `per_thread_cache` slot indices. A returned object goes to the cache; when it
 //! is full, half of it is pushed to the global list. `get` pops from the cache; when
-//! it is empty, it refills up to half of its capacity from the global list. So a
-//! thread that gets and returns objects touches no shared memory at all. When a
+//! it is empty, it refills up to half of its capacity from the global list. So while
+//! a thread's cache neither overflows nor runs dry, its gets and returns write
+//! nothing shared (they read the pool's configuration and segment table). When a
 //! thread exits, its record is *abandoned* with its objects in it: the next thread
 //! that needs a record takes it over, objects included, and a `get` that would
 //! otherwise create an object first moves the objects of abandoned records to the
