@@ -340,3 +340,22 @@ fn guard_outliving_the_node_array() {
     assert!(!LOCK.is_locked());
     assert_eq!(*LOCK.lock(), 1);
 }
+
+/// `McsGuard` is `!Send` (its node belongs to its thread's array), `Sync` for a `Sync`
+/// value; `McsLock` is `Send + Sync` for a `Send` value. (The `!Send` check is the
+/// usual ambiguity trick: the call resolves only if the second impl does not apply.)
+#[test]
+fn auto_traits() {
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    <super::McsGuard<'static, u64> as AmbiguousIfSend<_>>::check();
+
+    fn send_sync<T: Send + Sync + ?Sized>() {}
+    send_sync::<McsLock<std::cell::Cell<u8>>>();
+    send_sync::<McsLock<[u8]>>();
+    fn sync<T: Sync + ?Sized>() {}
+    sync::<super::McsGuard<'static, u64>>();
+}

@@ -479,3 +479,14 @@ fn handles_cross_threads_and_exited_caches_are_reused() {
     drop(held);
     assert_conserved_and_drop(p, &counts);
 }
+
+/// `Pool` and `Pooled` are `Send + Sync` for `Send` (and, for `Pooled`'s `Sync`,
+/// `Sync`) objects.
+#[test]
+fn auto_traits() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Pool<std::cell::Cell<u8>>>();
+    send::<Pooled<'static, std::cell::Cell<u8>>>();
+    send_sync::<Pooled<'static, u64>>();
+}
