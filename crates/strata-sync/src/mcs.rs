@@ -170,6 +170,9 @@ fn wait_round(rounds: &mut u32) {
 pub struct McsLock<T: ?Sized> {
     /// The last node of the queue, or null when the lock is free.
     tail: CachePadded<AtomicPtr<QNode>>,
+    /// The lock's node in the runtime lock-order validator (feature `lockdep` only).
+    #[cfg(feature = "lockdep")]
+    class: crate::lockdep::LockClass,
     /// The protected value; accessed only by the holder.
     data: UnsafeCell<T>,
 }
@@ -185,6 +188,8 @@ impl<T> McsLock<T> {
     pub const fn new(value: T) -> Self {
         Self {
             tail: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            #[cfg(feature = "lockdep")]
+            class: crate::lockdep::LockClass::new(),
             data: UnsafeCell::new(value),
         }
     }
@@ -194,6 +199,8 @@ impl<T> McsLock<T> {
     pub fn new(value: T) -> Self {
         Self {
             tail: CachePadded::new(AtomicPtr::new(ptr::null_mut())),
+            #[cfg(feature = "lockdep")]
+            class: crate::lockdep::LockClass::new(),
             data: UnsafeCell::new(value),
         }
     }
@@ -211,6 +218,7 @@ impl<T: ?Sized> McsLock<T> {
     ///
     /// Locking a lock this thread already holds deadlocks.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock(&self) -> McsGuard<'_, T> {
         let node = NodeHandle::take();
         // SAFETY: the node is not in any queue (fresh from `take`) and stays valid
@@ -226,6 +234,7 @@ impl<T: ?Sized> McsLock<T> {
     /// Acquires the lock only if it is free and nobody is queued (one CAS; it never
     /// waits and never jumps the queue).
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock(&self) -> Option<McsGuard<'_, T>> {
         if self.tail.load(Ordering::Relaxed).is_null() {
             let node = NodeHandle::take();
@@ -254,6 +263,7 @@ impl<T: ?Sized> McsLock<T> {
     /// assert_eq!(len, 3);
     /// ```
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         /// Releases the lock when dropped, also while unwinding.
         struct Release<'a, T: ?Sized> {
@@ -305,7 +315,10 @@ impl<T: ?Sized> McsLock<T> {
     /// `node` points to a node that is in no queue and stays valid until
     /// [`release`](Self::release) with it has returned.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     unsafe fn acquire(&self, node: *const QNode) -> *mut QNode {
+        #[cfg(feature = "lockdep")]
+        self.class.before_acquire();
         // SAFETY: the caller guarantees that `node` is valid.
         let n = unsafe { &*node };
         n.waiting.store(true, Ordering::Relaxed);
@@ -335,6 +348,7 @@ impl<T: ?Sized> McsLock<T> {
     ///
     /// As for [`acquire`](Self::acquire), if it returns `true`.
     #[inline]
+    #[cfg_attr(feature = "lockdep", track_caller)]
     unsafe fn try_acquire(&self, node: *const QNode) -> bool {
         // SAFETY: the caller guarantees that `node` is valid.
         let n = unsafe { &*node };
@@ -358,12 +372,19 @@ impl<T: ?Sized> McsLock<T> {
     /// Called once the lock is held, by every acquisition path (the place for a
     /// lock-order validator's hook).
     #[inline(always)]
-    fn acquired(&self) {}
+    #[cfg_attr(feature = "lockdep", track_caller)]
+    fn acquired(&self) {
+        #[cfg(feature = "lockdep")]
+        self.class.acquired();
+    }
 
     /// Called before the lock is released, by every release path (the place for a
     /// lock-order validator's hook).
     #[inline(always)]
-    fn releasing(&self) {}
+    fn releasing(&self) {
+        #[cfg(feature = "lockdep")]
+        self.class.release();
+    }
 
     /// Releases the lock held with `node`: hands it to the successor, or empties the
     /// queue.
