@@ -47,7 +47,7 @@
 //!
 //! # Waiting, and when to pick which lock
 //!
-//! A waiter spins with [`spin_loop`](strata_primitives::hint::spin_loop) for a bounded
+//! A waiter spins with [`strata_primitives::hint::spin_loop`] for a bounded
 //! number of rounds and then calls `yield_now` on every round, so that with more
 //! threads than cores a waiter gives its core to the thread it waits for and nothing
 //! livelocks. It never parks.

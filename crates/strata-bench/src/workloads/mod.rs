@@ -26,6 +26,8 @@ workload_modules! {
     queue,
     deque,
     sync,
+    lock,
+    pool,
 }
 
 #[cfg(test)]
