@@ -231,7 +231,7 @@ fn rw_step(l: &impl RwWords, rng: &mut u64) {
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
-    if *rng % 100 == 0 {
+    if rng.is_multiple_of(100) {
         l.write_add();
     } else {
         black_box(l.read_sum());
