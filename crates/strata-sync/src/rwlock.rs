@@ -15,7 +15,9 @@
 //! let lock = AdaptiveRwLock::new(vec![1, 2, 3]);
 //! {
 //!     let a = lock.read().unwrap();
-//!     let b = lock.read().unwrap(); // readers share
+//!     // Readers share. (A second *blocking* `read` on this thread could deadlock
+//!     // behind a writer queued in between: writers are preferred.)
+//!     let b = lock.try_read().unwrap();
 //!     assert_eq!(a.len() + b.len(), 6);
 //!     assert!(lock.try_write().is_err()); // WouldBlock
 //!     assert!(lock.try_write_for(Duration::from_millis(1)).is_err()); // timed out
@@ -24,7 +26,7 @@
 //!
 //! // Read, decide, then write, with no writer slipping in between.
 //! let up = lock.upgradable_read().unwrap();
-//! let r = lock.read().unwrap(); // plain readers may still come in
+//! let r = lock.try_read().unwrap(); // plain readers may still come in
 //! assert_eq!(up.len(), 4);
 //! drop(r);
 //! let mut w = AdaptiveRwLockUpgradableReadGuard::upgrade(up); // waits for `r` to leave
