@@ -436,11 +436,12 @@ pub fn available_cores() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The workloads whose name contains `filter` (all of them without a filter).
+/// The workloads whose name contains `filter`, or one of its comma-separated parts
+/// (all of them without a filter).
 pub fn select<'a>(workloads: &'a [Workload], filter: Option<&str>) -> Vec<&'a Workload> {
     workloads
         .iter()
-        .filter(|w| filter.is_none_or(|f| w.name.contains(f)))
+        .filter(|w| filter.is_none_or(|f| f.split(',').any(|part| w.name.contains(part))))
         .collect()
 }
 
@@ -755,6 +756,24 @@ mod tests {
         );
         assert!((r[0].ratio - 1.5).abs() < 1e-12);
         assert_eq!((r[1].threads, r[1].oversubscribed), (4, true));
+    }
+
+    #[test]
+    fn select_takes_comma_separated_substrings() {
+        let w = |name| Workload {
+            name,
+            help: "x",
+            unit: "ops/s",
+            min_threads: 1,
+            max_threads: None,
+            spread: false,
+            impls: Vec::new(),
+        };
+        let all = [w("lock/counter"), w("pool/get-put"), w("sync/counter")];
+        let names = |f| select(&all, f).iter().map(|w| w.name).collect::<Vec<_>>();
+        assert_eq!(names(Some("lock/,pool/")), ["lock/counter", "pool/get-put"]);
+        assert_eq!(names(Some("counter")), ["lock/counter", "sync/counter"]);
+        assert_eq!(names(None).len(), 3);
     }
 
     #[test]

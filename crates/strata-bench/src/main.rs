@@ -42,7 +42,8 @@ struct Cli {
     #[arg(long)]
     smoke: bool,
 
-    /// Only workloads whose name contains this substring.
+    /// Only workloads whose name contains this substring (or one of several,
+    /// comma-separated: `--filter lock/,pool/`).
     #[arg(long, value_name = "SUBSTRING")]
     filter: Option<String>,
 
@@ -155,7 +156,7 @@ fn impl_list(w: &Workload) -> String {
 
 fn workloads_help(all: &[Workload]) -> String {
     let mut s = String::from(
-        "Workloads (--filter matches a substring of the name; --list also shows the implementations):\n",
+        "Workloads (--filter matches a substring of the name, or any of several comma-separated ones; --list also shows the implementations):\n",
     );
     for w in all {
         s.push_str(&format!("  {}\n", w.name));
