@@ -57,8 +57,9 @@ struct Inner {
 /// Parks the thread that created it until an [`Unparker`] gives it a token.
 ///
 /// At most one token is stored: two `unpark`s before a `park` wake one `park`.
-/// A `Parker` belongs to the thread that created it (it is `Send` but not `Sync`, and
-/// it must be parked only by its creating thread). On Linux it sleeps on a futex, else
+/// A `Parker` belongs to the thread that created it: it is neither `Send` nor `Sync`,
+/// so only that thread can park on it (the portable implementation wakes the thread
+/// it captured at creation). On Linux it sleeps on a futex, else
 /// in the thread's own park (see the module docs and [`Parker::uses_futex`]).
 ///
 /// ```
@@ -72,7 +73,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Parker {
     inner: Arc<Inner>,
-    _not_sync: PhantomData<core::cell::Cell<()>>,
+    /// Neither `Send` nor `Sync`: parked only by its creating thread.
+    _not_send: PhantomData<*const ()>,
 }
 
 /// Gives a [`Parker`] its token. Cheap to clone; `Send + Sync`.
@@ -100,7 +102,7 @@ impl Parker {
                 )))]
                 thread: thread::current(),
             }),
-            _not_sync: PhantomData,
+            _not_send: PhantomData,
         }
     }
 

@@ -67,13 +67,16 @@
 //! Blocking. `try_lock` never waits (it retries its CAS only while the state word
 //! changes under it and the lock stays free). `lock` blocks while another thread holds
 //! the lock, and no queued waiter starves, provided every holder eventually unlocks:
-//! the queue is FIFO (a waiter woken to compete that loses goes back to the *head*),
-//! every unlock that finds waiters dequeues the head, and the head is handed the lock
-//! once it has waited [`FAIR_BOUND`]; so the set of waiters ahead of a given waiter
-//! only shrinks, each of them leaves after at most about [`FAIR_BOUND`] at the head
-//! (plus critical sections), and a thread spins and yields at most
-//! [`SPIN_ROUNDS`] + [`YIELD_ROUNDS`] rounds before it queues. Between handoffs the lock is unfair (barging), which is what keeps it
-//! fast under contention. `try_lock_for`/`try_lock_until` block at most until the
+//! new waiters join the tail, a waiter woken to compete that loses goes back to the
+//! *head* keeping its first-queued time, every unlock that finds waiters dequeues the
+//! head, and the head is handed the lock once it has waited [`FAIR_BOUND`] since it
+//! first queued. The queue is FIFO for first arrivals; two woken waiters that both
+//! lose can swap places at the head, but each keeps its first-queued time, so each is
+//! handed the lock at its next turn at the head once past the bound. No waiter that
+//! queued after a given waiter gets ahead of it for good, and a thread spins and
+//! yields at most [`SPIN_ROUNDS`] + [`YIELD_ROUNDS`] rounds before it queues. Between
+//! handoffs the lock is unfair (barging), which is what keeps it fast under
+//! contention. `try_lock_for`/`try_lock_until` block at most until the
 //! deadline, plus the time to take `QLOCK` and unlink (a few instructions of another
 //! thread).
 //!
@@ -348,6 +351,8 @@ impl RawMutex {
         // Created on the first park only: a thread that wins while spinning allocates
         // nothing.
         let mut parker: Option<Parker> = None;
+        // This round's unparker for the node, made before QLOCK is taken.
+        let mut unparker: Option<Unparker> = None;
         let node = Waiter::new();
         let mut requeue = false;
         loop {
@@ -387,6 +392,21 @@ impl RawMutex {
                     backoff.snooze();
                     continue;
                 }
+                // Everything that can allocate, read the clock or fail happens before
+                // QLOCK is taken, so that QLOCK is held for a few instructions.
+                if unparker.is_none() {
+                    unparker = Some(parker.get_or_insert_with(Parker::new).unparker());
+                }
+                #[cfg(not(strata_loom))]
+                // SAFETY: the node is not queued (fresh, or dequeued and marked, after
+                // which the waker no longer touches it): only this thread accesses it.
+                unsafe {
+                    node.since.with_mut(|t| {
+                        if (*t).is_none() {
+                            *t = Some(Instant::now());
+                        }
+                    });
+                }
                 // Acquire: as in `lock_queue`.
                 if self
                     .state
@@ -399,20 +419,14 @@ impl RawMutex {
             // Phase 2: queue. We hold QLOCK and LOCKED is set; nobody else can change
             // the state until we release QLOCK (bargers need LOCKED clear, the fast
             // unlock needs the state to be exactly LOCKED, everyone else needs QLOCK).
-            let parker = parker.get_or_insert_with(Parker::new);
+            let Some(parker) = parker.as_ref() else {
+                unreachable!("the parker is created before QLOCK is taken")
+            };
             let me: *const Waiter = &node;
             // SAFETY: the node is not queued (a fresh node, or one that a waker
             // dequeued and marked, after which the waker no longer touches it), so
             // this thread is the only one accessing its fields.
-            unsafe {
-                node.unparker.with_mut(|u| *u = Some(parker.unparker()));
-                #[cfg(not(strata_loom))]
-                node.since.with_mut(|t| {
-                    if (*t).is_none() {
-                        *t = Some(Instant::now());
-                    }
-                });
-            }
+            unsafe { node.unparker.with_mut(|u| *u = unparker.take()) };
             // Relaxed: the node is published to wakers by the Release store that
             // releases QLOCK below.
             node.state.store(WAITING, Ordering::Relaxed);
@@ -534,6 +548,12 @@ impl RawMutex {
     #[cold]
     #[inline(never)]
     fn release_slow(&self, fair: bool) {
+        // The clock is read before QLOCK is taken, to keep QLOCK's critical section
+        // to a few instructions (only the fairness check needs it).
+        #[cfg(not(strata_loom))]
+        let now = (!fair).then(Instant::now);
+        #[cfg(strata_loom)]
+        let now: Option<Instant> = None;
         let backoff = Backoff::new();
         let mut s = self.state.load(Ordering::Relaxed);
         let s = loop {
@@ -586,7 +606,7 @@ impl RawMutex {
         };
         // SAFETY: `head` is live until we store its mark (its owner does not return
         // before it sees a mark other than WAITING), and we hold QLOCK.
-        let handoff = fair || unsafe { Self::waited_past_bound(&*head) };
+        let handoff = fair || unsafe { Self::waited_past_bound(&*head, now) };
         if handoff {
             // The last access to the node: once the mark is visible its owner may
             // return. release_ordering() (Release): publishes the critical section
@@ -609,15 +629,17 @@ impl RawMutex {
         }
     }
 
-    /// Has the waiter waited past [`FAIR_BOUND`]? (Under loom: has it lost a race
-    /// after being woken?)
+    /// Had the waiter waited past [`FAIR_BOUND`] at `now` (read before `QLOCK` was
+    /// taken; `None` counts as not yet)? (Under loom: has it lost a race after being
+    /// woken?)
     ///
     /// # Safety
     ///
     /// The caller holds `QLOCK` and `w` is a live node it just dequeued.
-    unsafe fn waited_past_bound(w: &Waiter) -> bool {
+    unsafe fn waited_past_bound(w: &Waiter, now: Option<Instant>) -> bool {
         #[cfg(strata_loom)]
         {
+            let _ = now;
             // SAFETY: caller contract (the owner writes `rounds` only while its node
             // is not queued, before queueing under QLOCK).
             unsafe { w.rounds.with(|r| *r) >= 1 }
@@ -626,8 +648,10 @@ impl RawMutex {
         {
             // SAFETY: as above, for `since`.
             unsafe {
-                w.since
-                    .with(|t| (*t).is_some_and(|t| t.elapsed() >= FAIR_BOUND))
+                w.since.with(|t| match (*t, now) {
+                    (Some(since), Some(now)) => now.saturating_duration_since(since) >= FAIR_BOUND,
+                    _ => false,
+                })
             }
         }
     }
@@ -784,6 +808,11 @@ impl<T: ?Sized> AdaptiveMutex<T> {
     ) -> TryLockResult<AdaptiveMutexGuard<'_, T>> {
         // lockdep: a timed wait adds no ordering edge, as a try-lock: it cannot wait
         // forever, and programs use timeouts precisely to back out of an inversion.
+        // A deadline too far to represent waits forever, so it is ordered.
+        #[cfg(feature = "lockdep")]
+        if deadline.is_none() {
+            self.raw.class.before_acquire();
+        }
         if self.raw.acquire(deadline) {
             Ok(self.acquired()?)
         } else {

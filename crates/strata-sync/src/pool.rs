@@ -19,9 +19,12 @@
 //! 1986). Its head is one `AtomicU64` packing the index of the top slot and a 32-bit
 //! tag incremented by every successful push and pop; each slot has an atomic `next`
 //! index. A pop reads the head, then the top slot's `next`, and CASes the head to
-//! `(next, tag + 1)`. The tag makes this ABA-safe: if, between the read and the CAS,
+//! `(next, tag + 1)`. The tag guards against ABA: if, between the read and the CAS,
 //! the top slot was popped and pushed back (the head index is the same, but `next` is
-//! stale), the tag differs and the CAS fails. Reading the `next` of a slot that another
+//! stale), the tag differs and the CAS fails. The tag is 32 bits, so the guard fails
+//! only if a thread stalls between its read and its CAS while exactly a multiple of
+//! 2^32 pushes and pops of that list happen and the same slot is on top again (at
+//! tens of millions of list operations a second, a stall of minutes). Reading the `next` of a slot that another
 //! thread has just popped is an atomic load of memory that is never freed, so a stale
 //! read is harmless: the CAS rejects it. A second stack of the same kind holds the
 //! *empty* slots (those whose object was detached or dropped), which are reused before
@@ -427,12 +430,14 @@ impl<T: Send> Pool<T> {
     }
 
     /// How many objects the pool keeps right now (global list and caches). Approximate
-    /// while other threads use the pool (the counts are read one after the other); at
-    /// most `max_retained` at every instant.
+    /// while other threads use the pool: the counts are read one after the other, so
+    /// an object moving between the global list and a cache meanwhile can be counted
+    /// twice or not at all. (The bound itself is exact, on the retention credits; this
+    /// snapshot is clamped to `max_retained`.)
     pub fn retained(&self) -> usize {
         let mut n = self.free_len.load(Ordering::Relaxed).max(0) as usize;
         self.for_each_record(|r| n += r.len.load(Ordering::Relaxed));
-        n
+        n.min(self.max_retained())
     }
 
     /// The pool's counters (see [`PoolStats`]).

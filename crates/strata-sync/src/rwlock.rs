@@ -129,7 +129,9 @@
 //! release at its compare-and-swap or `fetch_sub`. Under contention and with waiters
 //! parked, queued waiters are served in queue order (a group of readers at once),
 //! except that a writer woken to retry may be passed, by spinning writers and by
-//! the readers queued behind it, until it has waited [`FAIRNESS_BOUND`].
+//! the readers queued behind it, until it has waited [`FAIRNESS_BOUND`], and that
+//! readers pass a queued upgradable reader held back only by another upgradable
+//! holder (they can share the lock with that holder; the upgradable reader cannot).
 //!
 //! # Poisoning
 //!
@@ -159,7 +161,7 @@ use strata_primitives::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Orderin
 use strata_primitives::sync::{
     Arc, LockResult, Mutex, MutexGuard, PoisonError, TryLockError, TryLockResult,
 };
-use strata_primitives::{Backoff, LOOM, Parker, Unparker};
+use strata_primitives::{Backoff, LOOM, Parker, Unparker, thread};
 
 /// How long a queued writer may be passed by threads that did not queue before the
 /// lock is handed to it directly on the next release (readers and upgradable readers
@@ -522,7 +524,7 @@ impl RawRwLock {
             if kind == Kind::Read && s >= READERS_FULL && s & WRITER == 0 {
                 // The reader count is full: wait for a reader to leave, without
                 // queueing (a reader's unlock does not dispatch the queue).
-                Backoff::new().snooze();
+                thread::yield_now();
                 continue;
             }
             let spin = kind == Kind::Write || s & PARKED == 0;
@@ -865,7 +867,17 @@ impl RawRwLock {
 
     /// Upgradable → read. (Hook point for downgrades.)
     fn downgrade_upgradable(&self) {
-        self.transition(|s| (s & !UPGRADABLE) + ONE_READER, Ordering::Release);
+        // The reader count can be full only if ~2^28 (32-bit) or ~2^60 (64-bit) read
+        // guards were leaked; then the added reader would wrap the word to "free", so
+        // it panics instead (as std does on too many readers), leaving the state as is.
+        self.transition(
+            |s| {
+                (s & !UPGRADABLE)
+                    .checked_add(ONE_READER)
+                    .expect("AdaptiveRwLock: too many read locks")
+            },
+            Ordering::Release,
+        );
     }
 
     /// Applies `f` to the state word with a compare-and-swap while nobody is queued,
@@ -912,14 +924,19 @@ impl RawRwLock {
         wake: &mut Vec<Unparker>,
     ) {
         let mut s = self.state.load(Ordering::Relaxed);
+        // The queue positions served, ascending.
+        let mut served: Vec<usize> = Vec::new();
         loop {
             let mut n = release(s);
-            let mut served = 0;
+            served.clear();
             let mut retry_at = None;
             for (i, w) in q.waiters.iter().enumerate() {
                 match w.kind {
                     Kind::Read if n & WRITER == 0 && n < READERS_FULL => n += ONE_READER,
                     Kind::Upgradable if n & (WRITER | UPGRADABLE) == 0 => n |= UPGRADABLE,
+                    // Held back only by another upgradable reader: the readers queued
+                    // behind it may still enter (they coexist with it), so look past it.
+                    Kind::Upgradable if n & WRITER == 0 => continue,
                     Kind::Write if n & (WRITER | UPGRADABLE) == 0 && retry_at.is_none() => {
                         if q.is_due(w) {
                             n |= WRITER;
@@ -929,9 +946,9 @@ impl RawRwLock {
                     }
                     _ => break,
                 }
-                served = i + 1;
+                served.push(i);
             }
-            if served < q.waiters.len() {
+            if served.len() < q.waiters.len() {
                 n |= PARKED;
             } else {
                 n &= !PARKED;
@@ -943,8 +960,9 @@ impl RawRwLock {
                 .compare_exchange_weak(s, n, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    for i in 0..served {
-                        let Some(w) = q.waiters.pop_front() else {
+                    // From the back, so that the positions still to remove stay valid.
+                    for &i in served.iter().rev() {
+                        let Some(w) = q.waiters.remove(i) else {
                             break;
                         };
                         if w.kind == Kind::Write {
@@ -1433,7 +1451,9 @@ impl<'a, T: ?Sized> AdaptiveRwLockUpgradableReadGuard<'a, T> {
 
     /// Becomes the write lock: blocks new readers at once, then waits for the readers
     /// inside to leave. Cannot deadlock against another upgrade (there is only one
-    /// upgradable holder).
+    /// upgradable holder). It can deadlock against a reader of this lock that waits
+    /// for a lock this thread took after its upgradable read; the `lockdep` feature
+    /// does not see that case (an upgrade records no ordering edge).
     pub fn upgrade(s: Self) -> AdaptiveRwLockWriteGuard<'a, T> {
         let lock = Self::into_lock(s);
         lock.raw.upgrade(Some(Wait::Forever));

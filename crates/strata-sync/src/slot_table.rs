@@ -213,7 +213,7 @@ pub enum SlotTableError {
     Stale,
     /// [`SlotTable::take`] was called while the calling thread is pinned in the epoch
     /// domain (for example while it holds a [`Ref`]): waiting for a grace period would
-    /// wait for itself. The value was removed; it is dropped after a grace period.
+    /// wait for itself. Nothing was removed: the value stays in the table.
     #[error(
         "take was called while this thread is pinned (holds a Ref?); it would wait for itself. Nothing was removed"
     )]

@@ -234,3 +234,47 @@ fn timed_waiters_with_random_timeouts() {
         drop((r1, r2));
     });
 }
+
+/// A queued reader is not held back by a queued upgradable reader that waits only for
+/// another upgradable holder (a review found dispatch stopping at the first waiter it
+/// could not serve): this thread holds an upgradable read and a read, fails a timed
+/// upgrade while an upgradable reader and a reader queue behind its write claim; when
+/// the claim is withdrawn, the reader must get in while the upgradable read is held.
+#[test]
+#[cfg_attr(miri, ignore = "sleeps to let the other threads queue")]
+fn queued_reader_passes_a_blocked_upgradable_waiter() {
+    let lock = Arc::new(AdaptiveRwLock::new(0u32));
+    let up = lock.upgradable_read().unwrap();
+    let held = lock.try_read().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let queue = |upgradable: bool| {
+        let (lock, tx) = (Arc::clone(&lock), tx.clone());
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            if upgradable {
+                let _u = lock.upgradable_read().unwrap();
+                tx.send("upgradable").unwrap();
+            } else {
+                let _r = lock.read().unwrap();
+                tx.send("reader").unwrap();
+            }
+        })
+    };
+    let u = queue(true);
+    thread::sleep(Duration::from_millis(10));
+    let r = queue(false);
+    // Claims the write lock (the two threads queue behind the claim), cannot drain
+    // `held`, times out and withdraws the claim.
+    let up = AdaptiveRwLockUpgradableReadGuard::try_upgrade_for(up, Duration::from_millis(300))
+        .expect_err("our own read guard keeps the upgrade from completing");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(20)),
+        Ok("reader"),
+        "the queued reader stayed parked behind the upgradable waiter"
+    );
+    drop(held);
+    drop(up);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(20)), Ok("upgradable"));
+    u.join().unwrap();
+    r.join().unwrap();
+}
