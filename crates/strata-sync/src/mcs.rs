@@ -65,9 +65,25 @@
 //! [`McsLock::with`]), where a test-and-set lock such as `std::sync::Mutex` does one
 //! CAS each way and nothing else; so at one or two threads MCS is not expected to be
 //! faster than those, and what it offers there is FIFO fairness. Its spinning on a
-//! private line matters under contention from several cores. (No measured ratio
-//! against `AdaptiveMutex` or `std::sync::Mutex` is claimed here yet: the benchmark
-//! has not been run.)
+//! private line matters under contention from several cores.
+//!
+//! Measured on a 2-core VM (`strata-bench --filter lock/`, run of
+//! `bench/results/2026-11-24-locks.csv`, `McsLock::lock` with its guard):
+//!
+//! | section | threads | `McsLock` ÷ `AdaptiveMutex` | `McsLock` ÷ std `Mutex` |
+//! |---|---|---:|---:|
+//! | add 1 to a `u64` | 1 | 0.51 | 0.47 |
+//! | add 1 to a `u64` | 2 | 0.13 | 0.40 |
+//! | add to 64 `u64`s | 1 | 0.92 | 0.92 |
+//! | add to 64 `u64`s | 2 | 0.27 | 0.99 |
+//! | either | 4, 8, 16 (oversubscribed) | ≤ 0.01 | ≤ 0.03 |
+//!
+//! At one thread the gap is the node lookup (93 instructions a lock and unlock
+//! against 29 for `AdaptiveMutex`); at two, every hand-off moves the lock to the other
+//! core, where `AdaptiveMutex` lets the thread that holds the line take it again; with
+//! more threads than cores a preempted queue member stalls the queue (0.2–0.6 M
+//! acquisitions/s). So on this machine `AdaptiveMutex` is the better choice
+//! everywhere; `McsLock` is for FIFO order among at most as many threads as cores.
 //!
 //! # Poisoning
 //!

@@ -152,8 +152,9 @@ pub const FAIR_BOUND: Duration = Duration::from_millis(1);
 /// parking protocol at once.
 ///
 /// Measured on 2 cores (`lock/counter`, `lock/array64` in strata-bench, quick runs):
-/// 6 rounds of spinning and no yield ran 0.59–0.78× parking_lot from 2 threads; 5
-/// rounds and 7 yields 0.70–0.90×; 2 rounds and 7 yields 0.96–1.35×.
+/// 6 rounds of spinning and no yield ran 0.59–0.78× parking_lot from 2 threads; 2
+/// rounds and 7 yields 0.96–1.35× (5 rounds and 7 yields was slower than both in
+/// `lock/counter`). The full run is in the README.
 pub const SPIN_ROUNDS: u32 = if LOOM { 0 } else { 2 };
 
 /// Rounds of `yield_now` after the spinning, while nobody is parked, before the thread
