@@ -28,6 +28,7 @@ workload_modules! {
     sync,
     lock,
     pool,
+    r#async,
 }
 
 #[cfg(test)]

@@ -1,0 +1,226 @@
+//! strata-async workloads, on tokio's multi-thread runtime with T worker threads (the
+//! thread count of the report): strata-async's `Semaphore` and `Notify` beside
+//! `tokio::sync` and async-lock.
+//!
+//! * `async/semaphore-1`: 4·T tasks, each looping acquire → `yield_now` → release on
+//!   a semaphore of 1 permit. An op is one acquisition.
+//! * `async/semaphore-half`: the same with max(1, T/2) permits.
+//! * `async/notify-pingpong`: two tasks and two notifies; each round, one task
+//!   notifies the other and waits to be notified back. An op is one round trip.
+//!
+//! The clock runs from before the tasks are spawned until all have been joined.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Impl, Kind, Sample, Workload};
+
+/// Registers the `async/*` workloads.
+pub fn register(v: &mut Vec<Workload>) {
+    for (name, help, permits) in [
+        (
+            "async/semaphore-1",
+            "On tokio's runtime with T workers, 4T tasks loop acquire, yield_now, release on a semaphore of 1 permit.",
+            one as fn(usize) -> usize,
+        ),
+        (
+            "async/semaphore-half",
+            "On tokio's runtime with T workers, 4T tasks loop acquire, yield_now, release on a semaphore of max(1, T/2) permits.",
+            half as fn(usize) -> usize,
+        ),
+    ] {
+        v.push(Workload {
+            name,
+            help,
+            unit: "ops/s",
+            min_threads: 1,
+            max_threads: None,
+            spread: false,
+            impls: vec![
+                sem_imp::<strata_async::semaphore::Semaphore>("strata", Kind::Strata, permits),
+                sem_imp::<tokio::sync::Semaphore>("tokio", Kind::Peer, permits),
+                sem_imp::<async_lock::Semaphore>("async-lock", Kind::Peer, permits),
+            ],
+        });
+    }
+    v.push(Workload {
+        name: "async/notify-pingpong",
+        help: "On tokio's runtime with T workers, two tasks notify each other in turn through two notifies (an op is a round trip).",
+        unit: "ops/s",
+        min_threads: 1,
+        max_threads: None,
+        spread: false,
+        impls: vec![
+            pingpong_imp::<strata_async::notify::Notify>("strata", Kind::Strata),
+            pingpong_imp::<tokio::sync::Notify>("tokio", Kind::Peer),
+        ],
+    });
+}
+
+fn one(_: usize) -> usize {
+    1
+}
+
+fn half(threads: usize) -> usize {
+    (threads / 2).max(1)
+}
+
+/// Runs `tasks` copies of `body(i, stop)` on a fresh runtime of `workers` threads for
+/// about `duration`; each returns its operation count.
+fn run_tasks<Fut>(
+    workers: usize,
+    tasks: usize,
+    duration: Duration,
+    body: impl Fn(usize, Arc<AtomicBool>) -> Fut,
+) -> Sample
+where
+    Fut: Future<Output = u64> + Send + 'static,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let stop = Arc::new(AtomicBool::new(false));
+    rt.block_on(async {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| tokio::spawn(body(i, Arc::clone(&stop))))
+            .collect();
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut ops = 0u64;
+        for h in handles {
+            ops += h.await.expect("a benchmark task panicked");
+        }
+        Sample::new(ops, start.elapsed())
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// semaphores
+
+/// What the semaphore workloads need: a semaphore of `n` permits, and one acquire →
+/// yield → release.
+trait AsyncSemaphore: Send + Sync + 'static {
+    fn with_permits(n: usize) -> Self;
+    fn cycle(&self) -> impl Future<Output = ()> + Send + '_;
+}
+
+impl AsyncSemaphore for strata_async::semaphore::Semaphore {
+    fn with_permits(n: usize) -> Self {
+        Self::new(n)
+    }
+    async fn cycle(&self) {
+        let _p = self.acquire().await.expect("never closed");
+        tokio::task::yield_now().await;
+    }
+}
+
+impl AsyncSemaphore for tokio::sync::Semaphore {
+    fn with_permits(n: usize) -> Self {
+        Self::new(n)
+    }
+    async fn cycle(&self) {
+        let _p = self.acquire().await.expect("never closed");
+        tokio::task::yield_now().await;
+    }
+}
+
+impl AsyncSemaphore for async_lock::Semaphore {
+    fn with_permits(n: usize) -> Self {
+        Self::new(n)
+    }
+    async fn cycle(&self) {
+        let _p = self.acquire().await;
+        tokio::task::yield_now().await;
+    }
+}
+
+fn sem_imp<S: AsyncSemaphore>(
+    name: &'static str,
+    kind: Kind,
+    permits: fn(usize) -> usize,
+) -> Impl {
+    Impl::new(name, kind, move |threads, duration| {
+        let sem = Arc::new(S::with_permits(permits(threads)));
+        run_tasks(threads, 4 * threads, duration, |_, stop| {
+            let sem = Arc::clone(&sem);
+            async move {
+                let mut ops = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    sem.cycle().await;
+                    ops += 1;
+                }
+                ops
+            }
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// notify
+
+/// What the ping-pong needs of a notify.
+trait AsyncNotify: Send + Sync + 'static {
+    fn make() -> Self;
+    fn wake_one(&self);
+    fn wait(&self) -> impl Future<Output = ()> + Send + '_;
+}
+
+impl AsyncNotify for strata_async::notify::Notify {
+    fn make() -> Self {
+        Self::new()
+    }
+    fn wake_one(&self) {
+        self.notify_one();
+    }
+    async fn wait(&self) {
+        self.notified().await;
+    }
+}
+
+impl AsyncNotify for tokio::sync::Notify {
+    fn make() -> Self {
+        Self::new()
+    }
+    fn wake_one(&self) {
+        self.notify_one();
+    }
+    async fn wait(&self) {
+        self.notified().await;
+    }
+}
+
+fn pingpong_imp<N: AsyncNotify>(name: &'static str, kind: Kind) -> Impl {
+    Impl::new(name, kind, move |threads, duration| {
+        let pair = Arc::new((N::make(), N::make()));
+        run_tasks(threads, 2, duration, |i, stop| {
+            let pair = Arc::clone(&pair);
+            async move {
+                let (mine, theirs) = if i == 0 {
+                    (&pair.0, &pair.1)
+                } else {
+                    (&pair.1, &pair.0)
+                };
+                let mut ops = 0u64;
+                if i == 0 {
+                    theirs.wake_one();
+                }
+                // Stored permits make the last round safe: a notify with nobody
+                // waiting is kept for the next wait, so neither task can hang once
+                // the other has stopped (each gives one more notify on leaving).
+                while !stop.load(Ordering::Relaxed) {
+                    mine.wait().await;
+                    theirs.wake_one();
+                    ops += 1;
+                }
+                theirs.wake_one();
+                // One round trip per round of task 0.
+                if i == 0 { ops } else { 0 }
+            }
+        })
+    })
+}
