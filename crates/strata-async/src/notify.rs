@@ -784,7 +784,6 @@ impl Waiter {
             w.wake();
         }
     }
-
 }
 
 /// The future returned by [`Notify::notified`].

@@ -123,7 +123,10 @@ fn loom_dropped_chosen_notified_passes_on() {
         drop(first);
         assert_eq!(second.join().unwrap(), 7);
         notifier.join().unwrap();
-        assert!(!permit_stored(&n), "exactly one notification, consumed once");
+        assert!(
+            !permit_stored(&n),
+            "exactly one notification, consumed once"
+        );
     });
 }
 
@@ -247,9 +250,15 @@ mod unit {
         assert!(poll(c.as_mut(), &cs[2].1).is_pending());
 
         n.notify_last(); // newest: c
-        assert_eq!([count(&cs[0].0), count(&cs[1].0), count(&cs[2].0)], [0, 0, 1]);
+        assert_eq!(
+            [count(&cs[0].0), count(&cs[1].0), count(&cs[2].0)],
+            [0, 0, 1]
+        );
         n.notify_one(); // oldest: a
-        assert_eq!([count(&cs[0].0), count(&cs[1].0), count(&cs[2].0)], [1, 0, 1]);
+        assert_eq!(
+            [count(&cs[0].0), count(&cs[1].0), count(&cs[2].0)],
+            [1, 0, 1]
+        );
         assert!(poll(a.as_mut(), &cs[0].1).is_ready());
         assert!(poll(b.as_mut(), &cs[1].1).is_pending());
         assert!(poll(c.as_mut(), &cs[2].1).is_ready());
@@ -450,7 +459,11 @@ mod unit {
         }
         N.notify_waiters();
         assert_eq!(meddler.0.load(Ordering::SeqCst), 1);
-        assert_eq!(count(&c), K - 3, "all but the meddler and the two it handled");
+        assert_eq!(
+            count(&c),
+            K - 3,
+            "all but the meddler and the two it handled"
+        );
         let mut slots = SLOTS.lock().unwrap();
         for f in slots.iter_mut().flatten() {
             assert!(poll(f.as_mut(), &w).is_ready());
