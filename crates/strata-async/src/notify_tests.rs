@@ -13,7 +13,7 @@
 //! counting wakers; they are sized for miri.
 
 use core::future::Future;
-use core::pin::{Pin, pin};
+use core::pin::pin;
 use core::task::{Context, Poll, Waker};
 
 use strata_primitives::cell::UnsafeCell;
@@ -198,6 +198,7 @@ fn loom_stored_permit_consumed_once() {
 #[cfg(not(strata_loom))]
 mod unit {
     use super::*;
+    use core::pin::Pin;
     use crate::notify::{Notified, OwnedNotified};
     use std::sync::Mutex;
 
