@@ -162,6 +162,34 @@ fn loom_notify_waiters_wakes_all_created_before() {
     });
 }
 
+/// `notify_one` races `notify_waiters` (whose batches are of one waker under loom, so
+/// the race reaches the draining phase). A waiter queued before both completes; a
+/// waiter queued by the notifying thread just before its `notify_one` completes too:
+/// if it was created before the `notify_waiters` call, that call completes it; if
+/// after, it is the only node in the waiting list (the earlier one was moved to the
+/// draining list), so `notify_one` must choose it rather than a node `notify_waiters`
+/// already completed.
+#[test]
+fn loom_notify_one_vs_notify_waiters() {
+    model(|| {
+        let n = Arc::new(Notify::new());
+        let mut first = Box::pin(n.notified());
+        assert!(!first.as_mut().enable());
+        let n2 = Arc::clone(&n);
+        let broadcaster = thread::spawn(move || n2.notify_waiters());
+        let n3 = Arc::clone(&n);
+        let notifier = thread::spawn(move || {
+            let mut mine = Box::pin(n3.notified());
+            let _ = mine.as_mut().enable();
+            n3.notify_one();
+            block_on(mine);
+        });
+        block_on(first);
+        broadcaster.join().unwrap();
+        notifier.join().unwrap();
+    });
+}
+
 /// One stored permit, two racing waiters: exactly one completes; the other keeps
 /// waiting until a second `notify_one`, after which both have completed and nothing
 /// is left over.
