@@ -226,8 +226,8 @@ fn loom_stored_permit_consumed_once() {
 #[cfg(not(strata_loom))]
 mod unit {
     use super::*;
-    use core::pin::Pin;
     use crate::notify::{Notified, OwnedNotified};
+    use core::pin::Pin;
     use std::sync::Mutex;
 
     /// Counts its wake-ups.
