@@ -44,11 +44,15 @@
 //! count change together in one compare-and-swap, so a release cannot slip permits
 //! into the counter while an acquirer is queueing:
 //!
-//! * **`try_acquire_many(n)` / the first poll of `acquire_many(n)`**: one CAS that
-//!   subtracts `n` when `count >= n` and the semaphore is open (a retry loop only when
-//!   the word changed meanwhile). Linearization point: that successful CAS.
-//! * **Release** (dropping a permit, `add_permits`): one CAS that adds to the count when
-//!   `QUEUED` is clear (linearization point: that CAS). When `QUEUED` is set it takes
+//! * **`try_acquire_many(n)` / the first poll of `acquire_many(n)`**: a load of the
+//!   word and one CAS that subtracts `n` when `count >= n` and the semaphore is open
+//!   (the CAS is retried only when the word changed meanwhile). Linearization point:
+//!   that successful CAS (or, for a failure, the load or failed CAS that saw too few
+//!   permits or `CLOSED`).
+//! * **Release** (dropping a permit, `add_permits`): a load and one CAS that adds to
+//!   the count when `QUEUED` is clear (linearization point: that CAS). It is a CAS
+//!   rather than a `fetch_add` because it must not add while `QUEUED` is set, and
+//!   because the count saturates instead of wrapping. When `QUEUED` is set it takes
 //!   the lock and assigns the permits to waiters in FIFO order; a waiter that becomes
 //!   complete is unlinked, its status is published with a `Release` store (the point at
 //!   which it holds its permits), and its waker is called after the lock is released
@@ -75,7 +79,8 @@
 //!
 //! # Progress
 //!
-//! * Lock-free (no lock taken, one CAS, retried only under contention on the word):
+//! * Lock-free (no lock taken; a load and one CAS, retried only when another thread
+//!   changed the word in between):
 //!   `try_acquire*`, an `acquire*` that finds enough permits on its first poll, a
 //!   release (permit drop, `add_permits`) when no waiter is queued, `forget_permits`,
 //!   `available_permits`, `is_closed`, and the re-poll of a future that has completed.
@@ -111,7 +116,12 @@ use core::task::{Context, Poll, Waker};
 
 use strata_primitives::cell::UnsafeCell;
 use strata_primitives::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use strata_primitives::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use strata_primitives::sync::{Mutex, MutexGuard, PoisonError};
+// The owned API takes `self: Arc<Self>`, which only std's `Arc` allows (loom's cannot be
+// a method receiver), and users hold their semaphores in std's `Arc`. The reference
+// count is not part of the algorithm (it only keeps the semaphore alive), so there is
+// nothing for loom to model in it.
+use std::sync::Arc;
 
 /// The `CLOSED` flag of the state word.
 const CLOSED: usize = 0b01;
@@ -856,22 +866,25 @@ impl AcquireCore {
                 if let Some(r) = self.check_unlinked(self.node.status.load(Ordering::Acquire)) {
                     return r;
                 }
+                // Cloned before the lock so that no waker code runs under it.
+                let new = cx.waker().clone();
                 let list = sem.lock();
                 // Status changes only under the lock: this read is definitive.
                 if let Some(r) = self.check_unlinked(self.node.status.load(Ordering::Acquire)) {
                     drop(list);
                     return r;
                 }
-                let old = self.node.waker.with_mut(|p| {
+                let unused = self.node.waker.with_mut(|p| {
                     // SAFETY: the node is linked and we hold the lock.
                     let slot = unsafe { &mut *p };
                     match slot {
-                        Some(w) if w.will_wake(cx.waker()) => None,
-                        _ => slot.replace(cx.waker().clone()),
+                        Some(w) if w.will_wake(&new) => Some(new),
+                        _ => slot.replace(new),
                     }
                 });
                 drop(list);
-                drop(old);
+                // The old waker (or the unneeded clone) is dropped outside the lock.
+                drop(unused);
                 Poll::Pending
             }
         }
@@ -881,10 +894,12 @@ impl AcquireCore {
     fn check_unlinked(&mut self, status: u8) -> Option<Poll<Result<usize, AcquireError>>> {
         match status {
             W_DONE => {
+                // Finished first: from here on `Drop` leaves the node alone.
+                self.stage = Stage::Finished;
                 // SAFETY: the node is unlinked and its completion was published by the
                 // `Release` status store we just read with `Acquire`: only we access it.
                 let n = self.node.assigned.with(|p| unsafe { *p });
-                Some(self.finish(Ok(n)))
+                Some(Poll::Ready(Ok(n)))
             }
             W_CLOSED => Some(self.finish(Err(AcquireError::Closed))),
             _ => None,
