@@ -242,6 +242,27 @@ fn loom_close_vs_acquire() {
     });
 }
 
+/// A waiter holding a partial assignment is cancelled while the semaphore is closed:
+/// whichever of the two unlinks it, its permit returns to the count exactly once.
+#[test]
+fn loom_cancel_vs_close() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let s1 = Arc::clone(&sem);
+        let t = thread::spawn(move || {
+            let waker = Waker::from(StdArc::new(CountWaker::default()));
+            let mut fut = Box::pin(s1.acquire_many(2));
+            // Queued holding 1 of 2, or `Closed` if the close came first.
+            let first = fut.as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(matches!(first, Poll::Pending | Poll::Ready(Err(AcquireError::Closed))));
+            drop(fut);
+        });
+        sem.close();
+        t.join().unwrap();
+        assert_eq!(sem.available_permits(), 1, "permit leaked or duplicated");
+    });
+}
+
 #[cfg(not(strata_loom))]
 mod unit {
     use super::*;
