@@ -31,9 +31,10 @@
 //!
 //! One atomic word, `state`, holds the available permit count (shifted left by two)
 //! and two flags: `CLOSED` and `QUEUED` (the waiter list is not empty). The waiter
-//! list is an intrusive doubly-linked list guarded by a short internal
-//! [`Mutex`](strata_primitives::sync::Mutex); its nodes live inside the pinned acquire
-//! futures, so waiting allocates nothing.
+//! list is an intrusive doubly-linked list guarded by a short internal [`Mutex`] (the
+//! shim's, so loom models it); its nodes live inside the pinned acquire futures, so
+//! waiting allocates nothing (waking allocates nothing either: the wakers to call are
+//! collected in a fixed array on the stack).
 //!
 //! The invariant that gives strict FIFO order is: **while `QUEUED` is set, the
 //! available count is 0.** Every permit released while waiters are queued is assigned
@@ -383,6 +384,9 @@ impl WakeBatch {
         }
     }
 
+    /// Calls every collected waker. Each is taken out before it is called, so if one
+    /// panics, `Drop` still wakes the rest (those waiters hold their permits and must
+    /// not be left unwoken).
     fn wake_all(&mut self) {
         for w in &mut self.wakers[..self.len] {
             if let Some(w) = w.take() {
@@ -390,6 +394,12 @@ impl WakeBatch {
             }
         }
         self.len = 0;
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_all();
     }
 }
 

@@ -496,6 +496,38 @@ mod unit {
         assert!(matches!(poll(a.as_mut(), &w2), Poll::Ready(Ok(_))));
     }
 
+    /// A waker that panics when woken.
+    struct PanicWaker;
+
+    impl Wake for PanicWaker {
+        fn wake(self: StdArc<Self>) {
+            panic!("waker panicked");
+        }
+    }
+
+    #[test]
+    fn panicking_waker_does_not_lose_other_wakeups() {
+        let sem = Semaphore::new(0);
+        let bad = Waker::from(StdArc::new(PanicWaker));
+        let (c, good) = counting();
+        let mut a = Box::pin(sem.acquire());
+        let mut b = Box::pin(sem.acquire());
+        assert!(poll(a.as_mut(), &bad).is_pending());
+        assert!(poll(b.as_mut(), &good).is_pending());
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sem.add_permits(2)));
+        assert!(r.is_err(), "the waker's panic propagates");
+        assert_eq!(c.count(), 1, "the second waiter was still woken");
+        assert!(matches!(poll(a.as_mut(), &good), Poll::Ready(Ok(_))));
+        assert!(matches!(poll(b.as_mut(), &good), Poll::Ready(Ok(_))));
+        drop((a, b));
+        assert_eq!(sem.available_permits(), 2);
+        // The lock is not poisoned (no user code ran under it): the semaphore still works.
+        let mut w = Box::pin(sem.acquire_many(3));
+        assert!(poll(w.as_mut(), &good).is_pending());
+        sem.add_permits(1).unwrap();
+        assert!(matches!(poll(w.as_mut(), &good), Poll::Ready(Ok(_))));
+    }
+
     #[test]
     fn many_waiters_woken_in_batches() {
         let n = 40; // more than one wake batch
