@@ -124,6 +124,33 @@ fn loom_two_tasks_one_permit_no_lost_wakeup() {
     });
 }
 
+/// Three tasks contend for two permits, one of them asking for both (so it is the
+/// head with a partial assignment while single-permit tasks come and go); each holder
+/// checks that no more permits are available than the ones it does not hold. All three
+/// finish (no lost wake-up, no starved head), and both permits are back.
+#[test]
+fn loom_three_tasks_mixed_sizes() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let spawn = |n: usize| {
+            let s = Arc::clone(&sem);
+            thread::spawn(move || {
+                let p = block_on(s.acquire_many(n)).unwrap();
+                assert_eq!(p.num_permits(), n);
+                assert!(s.available_permits() <= 2 - n);
+                drop(p);
+            })
+        };
+        let a = spawn(2);
+        let b = spawn(1);
+        let p = block_on(sem.acquire()).unwrap();
+        drop(p);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(sem.available_permits(), 2, "permits leaked");
+    });
+}
+
 /// A waiter that spins (re-polls without being woken) while another thread releases
 /// to it: the waiter learns of its completion from the lock-free status load alone, so
 /// that load must see the releaser's assignment (the `Release` store of the status).
