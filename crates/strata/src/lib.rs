@@ -7,7 +7,8 @@
 //! | `primitives` | [`primitives`] | `strata-primitives`: the atomics/loom shim, parking, backoff, `CachePadded` |
 //! | `reclaim` | [`reclaim`] | `strata-reclaim`: epoch/RCU and hazard-pointer reclamation |
 //! | `queue` | [`queue`] | `strata-queue`: the LPRQ and Michael–Scott unbounded MPMC queues, a stack, a bounded MPMC ring, a work-stealing deque |
-//! | `sync` | [`sync`] | `strata-sync`: `SeqLock`, `RcuCell`, `Versioned`, flat combining, a striped map, a per-key lock manager |
+//! | `sync` | [`sync`] | `strata-sync`: adaptive, queued and ordered locks, a lock-order validator, `SeqLock`, `RcuCell`, `Versioned`, flat combining, a striped map, a per-key lock manager, an object pool, a slot table |
+//! | `async` | `r#async` | `strata-async`: a FIFO semaphore and a notify for any executor |
 //!
 //! ```
 //! let guard = strata::reclaim::epoch::pin();
@@ -31,3 +32,7 @@ pub use strata_queue as queue;
 #[cfg(feature = "sync")]
 #[doc(inline)]
 pub use strata_sync as sync;
+
+#[cfg(feature = "async")]
+#[doc(inline)]
+pub use strata_async as r#async;
