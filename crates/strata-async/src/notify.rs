@@ -46,8 +46,12 @@
 //!   node's mark, and unlinks itself if still linked; a dropped node that was chosen by
 //!   `notify_one`/`notify_last` re-runs that notification under the same lock hold.
 //!
-//! Wakers are never woken or dropped while the mutex is held, so a waker may call back
-//! into the same `Notify`.
+//! Wakers are never woken or dropped while the mutex is held, so a waker's `wake` and
+//! `drop` may call back into the same `Notify`. (Its `clone` may not: a re-poll of a
+//! queued future with a new waker clones it under the mutex.) A panicking waker in
+//! `notify_waiters` leaves the rest of the waiters of that call unwoken, as tokio's
+//! does for its batch; the generation counter wraps after 2^62 `notify_waiters` calls
+//! (2^30 on 32-bit targets), as tokio's.
 //!
 //! # Progress
 //!

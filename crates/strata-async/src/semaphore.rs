@@ -73,6 +73,11 @@
 //!   permit was not yet returned by `poll`, the permits are released. Permits are
 //!   never lost and a wake-up is never lost: a wake-up belongs to a waiter only once
 //!   it holds all its permits, and those permits pass on if the waiter goes away.
+//!   (This assumes wakers do not panic. Wakers are called in batches of 16 with the
+//!   lock released in between; a panicking waker loses the rest of that release, as
+//!   in tokio: the permits not yet handed out and the waiters of later batches. A
+//!   second panic while the batch's remaining wakers are woken during unwinding
+//!   aborts the process.)
 //! * **Close**: under the lock, sets `CLOSED`, unlinks every waiter, returns their
 //!   partial assignments to the count, marks them closed and wakes them (they complete
 //!   with [`AcquireError::Closed`]). Later acquires fail; permits still held stay valid
@@ -80,8 +85,8 @@
 //!
 //! # Progress
 //!
-//! * Lock-free (no lock taken; a load and one CAS, retried only when another thread
-//!   changed the word in between):
+//! * Lock-free (no lock taken; a load and a CAS loop that fails only when another
+//!   thread changed the word in between, or spuriously as a weak CAS may):
 //!   `try_acquire*`, an `acquire*` that finds enough permits on its first poll, a
 //!   release (permit drop, `add_permits`) when no waiter is queued, `forget_permits`,
 //!   `available_permits`, `is_closed`, and the re-poll of a future that has completed.
@@ -666,7 +671,10 @@ impl Semaphore {
     /// Adds `n` permits: they go to queued waiters first, in FIFO order.
     ///
     /// Fails, adding nothing, if the available count would exceed
-    /// [`MAX_PERMITS`](Self::MAX_PERMITS). Works on a closed semaphore too (the permits
+    /// [`MAX_PERMITS`](Self::MAX_PERMITS) when it looks. When waiters are queued the
+    /// check is of `n` alone, and the count the permits are added to is capped at the
+    /// maximum: under concurrency (the queue emptying meanwhile) permits beyond the
+    /// maximum can then be discarded with `Ok`. Works on a closed semaphore too (the permits
     /// become available but no acquire can take them). Lock-free when no waiter is
     /// queued.
     pub fn add_permits(&self, n: usize) -> Result<(), AddPermitsError> {
@@ -726,9 +734,11 @@ impl Semaphore {
         }
     }
 
-    /// Closes the semaphore: every queued waiter completes with
-    /// [`AcquireError::Closed`] (its partial assignment returns to the count), and every
-    /// later acquire fails. Permits already held stay valid and return to the count
+    /// Closes the semaphore: every waiter still queued when `close` reaches it
+    /// completes with [`AcquireError::Closed`] (its partial assignment returns to the
+    /// count), and every later acquire fails. With more than 16 waiters the lock is
+    /// released between batches of wake-ups, as in tokio, and a permit released in
+    /// that window can still complete a waiter not yet reached with `Ok`. Permits already held stay valid and return to the count
     /// when dropped. Idempotent.
     pub fn close(&self) {
         let mut list = self.lock();
