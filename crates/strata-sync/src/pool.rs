@@ -492,11 +492,11 @@ impl<T: Send> Pool<T> {
             Some(i) => i,
             None => self.fresh_slot(),
         };
-        // SAFETY: the slot is ours (popped from the empty list, or new): nobody else
-        // accesses its value, which is uninitialized.
-        self.slot(index)
-            .value
-            .with_mut(|p| unsafe { (*p).write(value) });
+        self.slot(index).value.with_mut(|p| {
+            // SAFETY: the slot is ours (popped from the empty list, or new): nobody
+            // else accesses its value, which is uninitialized.
+            unsafe { (*p).write(value) }
+        });
         index
     }
 
@@ -683,11 +683,11 @@ impl<T: Send> Pool<T> {
         if !kept {
             // Over the bound: drop the object (user code, so outside the cache) and
             // recycle the slot.
-            // SAFETY: the slot is ours and holds an object, which we drop once; the
-            // slot goes to the empty list (uninitialized) right after.
-            self.slot(index)
-                .value
-                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+            self.slot(index).value.with_mut(|p| {
+                // SAFETY: the slot is ours and holds an object, which we drop once;
+                // the slot goes to the empty list (uninitialized) right after.
+                unsafe { (*p).assume_init_drop() }
+            });
             self.push(&self.empty, index);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -884,11 +884,14 @@ impl<T> Drop for Pool<T> {
             unsafe { seg.add((n - (1 << k)) as usize) }
         };
         let drop_value = |index: u32| {
-            // SAFETY: a slot on the free list or in a cache holds an object, dropped
-            // exactly once here.
-            unsafe { &*slot(index) }
-                .value
-                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+            // SAFETY: a slot of this pool: its segment lives until the end of this
+            // `drop`.
+            let s = unsafe { &*slot(index) };
+            s.value.with_mut(|p| {
+                // SAFETY: a slot on the free list or in a cache holds an object,
+                // dropped exactly once here.
+                unsafe { (*p).assume_init_drop() }
+            });
         };
         let mut top = index_of(self.free.load(Ordering::Acquire));
         while top != NIL {
@@ -988,13 +991,12 @@ impl<T: Send> Pooled<'_, T> {
     pub fn detach(this: Self) -> T {
         let this = ManuallyDrop::new(this);
         let pool = this.pool;
-        // SAFETY: the handle owns the slot's object; we move it out once and the slot
-        // goes to the empty list (uninitialized) right after; the handle's drop does
-        // not run.
-        let value = pool
-            .slot(this.index)
-            .value
-            .with_mut(|p| unsafe { (*p).assume_init_read() });
+        let value = pool.slot(this.index).value.with_mut(|p| {
+            // SAFETY: the handle owns the slot's object; we move it out once and the
+            // slot goes to the empty list (uninitialized) right after; the handle's
+            // drop does not run.
+            unsafe { (*p).assume_init_read() }
+        });
         pool.push(&pool.empty, this.index);
         pool.detached.fetch_add(1, Ordering::Relaxed);
         value
@@ -1006,23 +1008,21 @@ impl<T: Send> Deref for Pooled<'_, T> {
 
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: the handle owns the slot, which holds an object.
-        self.pool
-            .slot(self.index)
-            .value
-            .with(|p| unsafe { (*p).assume_init_ref() })
+        self.pool.slot(self.index).value.with(|p| {
+            // SAFETY: the handle owns the slot, which holds an object.
+            unsafe { (*p).assume_init_ref() }
+        })
     }
 }
 
 impl<T: Send> DerefMut for Pooled<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the handle owns the slot, which holds an object, and is borrowed
-        // mutably.
-        self.pool
-            .slot(self.index)
-            .value
-            .with_mut(|p| unsafe { (*p).assume_init_mut() })
+        self.pool.slot(self.index).value.with_mut(|p| {
+            // SAFETY: the handle owns the slot, which holds an object, and is
+            // borrowed mutably.
+            unsafe { (*p).assume_init_mut() }
+        })
     }
 }
 
@@ -1037,12 +1037,11 @@ impl<T: Send> Drop for Pooled<'_, T> {
             struct OnUnwind<'a, T: Send>(&'a Pool<T>, u32);
             impl<T: Send> Drop for OnUnwind<'_, T> {
                 fn drop(&mut self) {
-                    // SAFETY: the slot holds the object, dropped once here; the slot
-                    // then goes to the empty list.
-                    self.0
-                        .slot(self.1)
-                        .value
-                        .with_mut(|p| unsafe { (*p).assume_init_drop() });
+                    self.0.slot(self.1).value.with_mut(|p| {
+                        // SAFETY: the slot holds the object, dropped once here; the
+                        // slot then goes to the empty list.
+                        unsafe { (*p).assume_init_drop() }
+                    });
                     self.0.push(&self.0.empty, self.1);
                     self.0.dropped.fetch_add(1, Ordering::Relaxed);
                 }

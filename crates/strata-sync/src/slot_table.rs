@@ -748,10 +748,11 @@ impl<T> SlotTable<T> {
             self.retired.fetch_add(1, Ordering::Relaxed);
             return entry;
         }
-        // SAFETY: we won the slot's pointer and its bit is still set: no insert can
-        // claim it and no other remover gets here until we clear the bit.
-        slot.next_generation
-            .with_mut(|g| unsafe { *g = key.generation + 1 });
+        slot.next_generation.with_mut(|g| {
+            // SAFETY: we won the slot's pointer and its bit is still set: no insert
+            // can claim it and no other remover gets here until we clear the bit.
+            unsafe { *g = key.generation + 1 }
+        });
         let index = key.index();
         let (k, off) = locate(index);
         // The segment exists: `slot()` found it.
