@@ -35,6 +35,9 @@
 pub mod notify;
 pub mod semaphore;
 
+#[cfg(test)]
+mod test_util;
+
 pub use notify::{Notified, Notify};
 #[cfg(not(strata_loom))]
 pub use notify::OwnedNotified;

@@ -476,7 +476,7 @@ impl Semaphore {
 
     /// The lock-free fast path: take `n` permits if the semaphore is open and at least
     /// `n` are available.
-    fn try_take(&self, n: usize) -> Result<(), TryAcquireError> {
+    pub(crate) fn try_take(&self, n: usize) -> Result<(), TryAcquireError> {
         if n > Self::MAX_PERMITS {
             return Err(TryAcquireError::TooManyPermits { requested: n });
         }
@@ -506,7 +506,7 @@ impl Semaphore {
 
     /// Returns `n` permits: one CAS when no waiter is queued, else FIFO assignment under
     /// the lock.
-    fn release(&self, n: usize) {
+    pub(crate) fn release(&self, n: usize) {
         if n == 0 {
             return;
         }
@@ -796,14 +796,17 @@ enum Stage {
     Finished,
 }
 
-/// The part of an acquire future shared by the borrowed and owned variants.
-struct AcquireCore {
+/// The part of an acquire future shared by the borrowed and owned variants (and by
+/// the futures of [`crate::mutex`] and [`crate::rwlock`], which are built on this
+/// semaphore).
+pub(crate) struct AcquireCore {
     node: Waiter,
     stage: Stage,
 }
 
 impl AcquireCore {
-    fn new(n: usize) -> Self {
+    /// A core that will ask for `n` permits when first polled.
+    pub(crate) fn new(n: usize) -> Self {
         Self {
             node: Waiter::new(n),
             stage: Stage::Init,
@@ -812,8 +815,17 @@ impl AcquireCore {
 
     /// Polls for the permits; `Ok(n)` means the caller now owns `n` permits.
     ///
-    /// `self` must be pinned (it is a field of a pinned future, never moved).
-    fn poll(&mut self, sem: &Semaphore, cx: &mut Context<'_>) -> Poll<Result<usize, AcquireError>> {
+    /// # Safety
+    ///
+    /// `self` is pinned: it is a field of a pinned future that never moves it, every
+    /// poll passes the same `sem`, and the future's `Drop` calls
+    /// [`cancel`](Self::cancel) with that `sem` (the list may point into `self.node`
+    /// until then).
+    pub(crate) unsafe fn poll(
+        &mut self,
+        sem: &Semaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<usize, AcquireError>> {
         match self.stage {
             Stage::Finished => Poll::Ready(Err(AcquireError::PolledAfterCompletion)),
             Stage::Init => {
@@ -933,7 +945,10 @@ impl AcquireCore {
 
     /// Cancellation: unlinks a queued node and passes its permits on, or releases the
     /// permits of a completed node whose permit was never returned.
-    fn cancel(&mut self, sem: &Semaphore) {
+    ///
+    /// Must be called (from the owning future's `Drop`) with the same semaphore that
+    /// `poll` was given, before the core's memory goes away.
+    pub(crate) fn cancel(&mut self, sem: &Semaphore) {
         if self.stage != Stage::Queued {
             return;
         }
@@ -1008,9 +1023,9 @@ impl<'a> Future for Acquire<'a> {
         // SAFETY: we never move out of `this`; `core` (and its node) stays where it is.
         let this = unsafe { self.get_unchecked_mut() };
         let sem = this.sem;
-        this.core
-            .poll(sem, cx)
-            .map(|r| r.map(|permits| SemaphorePermit { sem, permits }))
+        // SAFETY: `core` is pinned inside this pinned future, `sem` is always
+        // `self.sem`, and `Drop` cancels with it.
+        unsafe { this.core.poll(sem, cx) }.map(|r| r.map(|permits| SemaphorePermit { sem, permits }))
     }
 }
 
@@ -1053,7 +1068,10 @@ impl Future for AcquireOwned {
         let Some(sem) = this.sem.as_deref() else {
             return Poll::Ready(Err(AcquireError::PolledAfterCompletion));
         };
-        match this.core.poll(sem, cx) {
+        // SAFETY: `core` is pinned inside this pinned future; `sem` is the `Arc`'s
+        // semaphore, the same at every poll, and `Drop` cancels with it while it is
+        // `Some` (after `Ready(Ok)` took it, the core is finished and owns nothing).
+        match unsafe { this.core.poll(sem, cx) } {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Ready(Ok(permits)) => match this.sem.take() {

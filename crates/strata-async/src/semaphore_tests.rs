@@ -14,91 +14,13 @@
 //! the lock-free status load).
 
 use std::sync::Arc as StdArc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 
-use strata_primitives::cell::UnsafeCell;
 use std::sync::Arc;
-use strata_primitives::{Parker, Unparker, model, thread};
+use strata_primitives::{model, thread};
 
 use crate::semaphore::{AcquireError, Semaphore, TryAcquireError};
-
-/// A waker that unparks the thread running `block_on`.
-struct UnparkWaker(Unparker);
-
-impl Wake for UnparkWaker {
-    fn wake(self: StdArc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &StdArc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs `fut` to completion on this thread, parking between polls.
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let parker = Parker::new();
-    let waker = Waker::from(StdArc::new(UnparkWaker(parker.unparker())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = core::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        parker.park();
-    }
-}
-
-/// Runs `fut` to completion by polling it again and again (yielding between polls)
-/// with a waker that does nothing.
-fn spin_on<F: Future>(fut: F) -> F::Output {
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut fut = core::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        thread::yield_now();
-    }
-}
-
-/// A waker that counts its wake-ups.
-#[derive(Default)]
-struct CountWaker(std::sync::atomic::AtomicUsize);
-
-impl Wake for CountWaker {
-    fn wake(self: StdArc<Self>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &StdArc<Self>) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl CountWaker {
-    fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// A cell that only the holder of the semaphore's single permit touches: loom reports
-/// a causality violation if two holders are not ordered by the semaphore.
-struct Guarded(UnsafeCell<usize>);
-
-// SAFETY: accessed only by the holder of the single permit (what the models check).
-unsafe impl Sync for Guarded {}
-
-impl Guarded {
-    fn bump(&self) {
-        self.0.with_mut(|p| {
-            // SAFETY: the caller holds the only permit.
-            unsafe { *p += 1 }
-        });
-    }
-    fn get(&self) -> usize {
-        // SAFETY: read after every other user has been joined.
-        self.0.with(|p| unsafe { *p })
-    }
-}
+use crate::test_util::{CountWaker, Guarded, block_on, spin_on};
 
 /// Two tasks contend for one permit; each bumps a guarded cell while holding it. Both
 /// finish (no lost wake-up: a loser that queued is woken by the winner's release), the
@@ -108,7 +30,7 @@ impl Guarded {
 fn loom_two_tasks_one_permit_no_lost_wakeup() {
     model(|| {
         let sem = Arc::new(Semaphore::new(1));
-        let cell = Arc::new(Guarded(UnsafeCell::new(0)));
+        let cell = Arc::new(Guarded::default());
         let (s2, c2) = (Arc::clone(&sem), Arc::clone(&cell));
         let t = thread::spawn(move || {
             let p = block_on(s2.acquire()).unwrap();
@@ -297,6 +219,7 @@ mod unit {
         Acquire, AcquireOwned, AddPermitsError, MergeError, OwnedSemaphorePermit, SemaphorePermit,
     };
     use core::pin::Pin;
+    use std::task::Wake;
     use std::sync::atomic::Ordering;
 
     fn cx_of(w: &Waker) -> Context<'_> {

@@ -1,0 +1,107 @@
+//! Executors and wakers shared by the unit tests and loom models of this crate.
+//!
+//! [`block_on`] parks the modelled thread between polls (so a lost wake-up leaves it
+//! parked forever, which loom reports as a deadlock); [`spin_on`] re-polls without
+//! being woken (the owner then sees its completion through lock-free loads only);
+//! [`CountWaker`] counts wake-ups for hand-polled unit tests.
+
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use strata_primitives::cell::UnsafeCell;
+use strata_primitives::{Parker, Unparker, thread};
+
+/// A waker that unparks the thread running [`block_on`].
+struct UnparkWaker(Unparker);
+
+impl Wake for UnparkWaker {
+    fn wake(self: StdArc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `fut` to completion on this thread, parking between polls.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    let parker = Parker::new();
+    let waker = Waker::from(StdArc::new(UnparkWaker(parker.unparker())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = core::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        parker.park();
+    }
+}
+
+/// Runs `fut` to completion by polling it again and again (yielding between polls)
+/// with a waker that does nothing.
+#[allow(dead_code)] // not every test module uses every helper
+pub(crate) fn spin_on<F: Future>(fut: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut fut = core::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::yield_now();
+    }
+}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+pub(crate) struct CountWaker(std::sync::atomic::AtomicUsize);
+
+impl Wake for CountWaker {
+    fn wake(self: StdArc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &StdArc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[allow(dead_code)] // not every test module uses every helper
+impl CountWaker {
+    /// The wake-ups so far.
+    pub(crate) fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A fresh counting waker and its `Waker`.
+    pub(crate) fn new_waker() -> (StdArc<Self>, Waker) {
+        let c = StdArc::new(Self::default());
+        let w = Waker::from(StdArc::clone(&c));
+        (c, w)
+    }
+}
+
+/// A cell that only the holder of an exclusive permit or lock touches: loom reports a
+/// causality violation if two holders are not ordered by the primitive under test.
+pub(crate) struct Guarded(UnsafeCell<usize>);
+
+impl Default for Guarded {
+    fn default() -> Self {
+        Self(UnsafeCell::new(0))
+    }
+}
+
+// SAFETY: accessed only by the holder of the exclusive permit or lock (what the models
+// check).
+unsafe impl Sync for Guarded {}
+
+impl Guarded {
+    pub(crate) fn bump(&self) {
+        self.0.with_mut(|p| {
+            // SAFETY: the caller holds the exclusive permit or lock.
+            unsafe { *p += 1 }
+        });
+    }
+    pub(crate) fn get(&self) -> usize {
+        // SAFETY: read after every other user has been joined.
+        self.0.with(|p| unsafe { *p })
+    }
+}
