@@ -32,15 +32,20 @@
 //! models catch it.
 #![deny(missing_docs)]
 
+pub mod mutex;
 pub mod notify;
 pub mod semaphore;
 
 #[cfg(test)]
 mod test_util;
 
-pub use notify::{Notified, Notify};
+pub use mutex::{
+    Lock, LockOwned, MappedMutexGuard, Mutex, MutexGuard, OwnedMappedMutexGuard, OwnedMutexGuard,
+    TryLockError,
+};
 #[cfg(not(strata_loom))]
 pub use notify::OwnedNotified;
+pub use notify::{Notified, Notify};
 pub use semaphore::{
     Acquire, AcquireError, AcquireOwned, AddPermitsError, MergeError, OwnedSemaphorePermit,
     Semaphore, SemaphorePermit, TryAcquireError,

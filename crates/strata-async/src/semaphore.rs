@@ -190,7 +190,10 @@ pub enum AcquireError {
     #[error("the semaphore is closed")]
     Closed,
     /// More permits were requested than [`Semaphore::MAX_PERMITS`].
-    #[error("requested {requested} permits, more than the maximum of {}", Semaphore::MAX_PERMITS)]
+    #[error(
+        "requested {requested} permits, more than the maximum of {}",
+        Semaphore::MAX_PERMITS
+    )]
     TooManyPermits {
         /// The number requested.
         requested: usize,
@@ -212,7 +215,10 @@ pub enum TryAcquireError {
     #[error("not enough permits are available")]
     NoPermits,
     /// More permits were requested than [`Semaphore::MAX_PERMITS`].
-    #[error("requested {requested} permits, more than the maximum of {}", Semaphore::MAX_PERMITS)]
+    #[error(
+        "requested {requested} permits, more than the maximum of {}",
+        Semaphore::MAX_PERMITS
+    )]
     TooManyPermits {
         /// The number requested.
         requested: usize,
@@ -596,7 +602,10 @@ impl Semaphore {
     /// [`TryAcquireError::TooManyPermits`] if `n > MAX_PERMITS`.
     pub fn try_acquire_many(&self, n: usize) -> Result<SemaphorePermit<'_>, TryAcquireError> {
         self.try_take(n)?;
-        Ok(SemaphorePermit { sem: self, permits: n })
+        Ok(SemaphorePermit {
+            sem: self,
+            permits: n,
+        })
     }
 
     /// Takes one permit without waiting, as an owned permit; see
@@ -612,7 +621,10 @@ impl Semaphore {
         n: usize,
     ) -> Result<OwnedSemaphorePermit, TryAcquireError> {
         self.try_take(n)?;
-        Ok(OwnedSemaphorePermit { sem: self, permits: n })
+        Ok(OwnedSemaphorePermit {
+            sem: self,
+            permits: n,
+        })
     }
 
     /// Waits for one permit.
@@ -1025,7 +1037,8 @@ impl<'a> Future for Acquire<'a> {
         let sem = this.sem;
         // SAFETY: `core` is pinned inside this pinned future, `sem` is always
         // `self.sem`, and `Drop` cancels with it.
-        unsafe { this.core.poll(sem, cx) }.map(|r| r.map(|permits| SemaphorePermit { sem, permits }))
+        unsafe { this.core.poll(sem, cx) }
+            .map(|r| r.map(|permits| SemaphorePermit { sem, permits }))
     }
 }
 

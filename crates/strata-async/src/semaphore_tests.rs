@@ -138,8 +138,16 @@ fn loom_fifo_big_request_first() {
         let waker_b = Waker::from(StdArc::clone(&wb));
         let mut a = Box::pin(sem.acquire_many(2));
         let mut b = Box::pin(sem.acquire());
-        assert!(a.as_mut().poll(&mut Context::from_waker(&waker_a)).is_pending());
-        assert!(b.as_mut().poll(&mut Context::from_waker(&waker_b)).is_pending());
+        assert!(
+            a.as_mut()
+                .poll(&mut Context::from_waker(&waker_a))
+                .is_pending()
+        );
+        assert!(
+            b.as_mut()
+                .poll(&mut Context::from_waker(&waker_b))
+                .is_pending()
+        );
         let s1 = Arc::clone(&sem);
         let t1 = thread::spawn(move || s1.add_permits(1).unwrap());
         let s2 = Arc::clone(&sem);
@@ -157,7 +165,11 @@ fn loom_fifo_big_request_first() {
             Poll::Pending => panic!("A not served after two permits"),
         };
         assert_eq!(pa.num_permits(), 2);
-        assert!(b.as_mut().poll(&mut Context::from_waker(&waker_b)).is_pending());
+        assert!(
+            b.as_mut()
+                .poll(&mut Context::from_waker(&waker_b))
+                .is_pending()
+        );
         drop(pa);
         let pb = match b.as_mut().poll(&mut Context::from_waker(&waker_b)) {
             Poll::Ready(r) => r.unwrap(),
@@ -203,7 +215,10 @@ fn loom_cancel_vs_close() {
             let mut fut = Box::pin(s1.acquire_many(2));
             // Queued holding 1 of 2, or `Closed` if the close came first.
             let first = fut.as_mut().poll(&mut Context::from_waker(&waker));
-            assert!(matches!(first, Poll::Pending | Poll::Ready(Err(AcquireError::Closed))));
+            assert!(matches!(
+                first,
+                Poll::Pending | Poll::Ready(Err(AcquireError::Closed))
+            ));
             drop(fut);
         });
         sem.close();
@@ -219,8 +234,8 @@ mod unit {
         Acquire, AcquireOwned, AddPermitsError, MergeError, OwnedSemaphorePermit, SemaphorePermit,
     };
     use core::pin::Pin;
-    use std::task::Wake;
     use std::sync::atomic::Ordering;
+    use std::task::Wake;
 
     fn cx_of(w: &Waker) -> Context<'_> {
         Context::from_waker(w)
@@ -261,7 +276,10 @@ mod unit {
         drop((p, q));
         assert_eq!(sem.available_permits(), 0);
         sem.close();
-        assert_eq!(sem.try_acquire_many(0).unwrap_err(), TryAcquireError::Closed);
+        assert_eq!(
+            sem.try_acquire_many(0).unwrap_err(),
+            TryAcquireError::Closed
+        );
     }
 
     #[test]
@@ -275,17 +293,25 @@ mod unit {
             Poll::Ready(Err(AcquireError::TooManyPermits { requested })) => {
                 assert_eq!(requested, max + 1)
             }
-            other => panic!("expected TooManyPermits, got {:?}", other.map(|r| r.map(|_| ()))),
+            other => panic!(
+                "expected TooManyPermits, got {:?}",
+                other.map(|r| r.map(|_| ()))
+            ),
         }
         assert_eq!(
             sem.try_acquire_many(usize::MAX).unwrap_err(),
-            TryAcquireError::TooManyPermits { requested: usize::MAX }
+            TryAcquireError::TooManyPermits {
+                requested: usize::MAX
+            }
         );
         assert!(Semaphore::try_new(max + 1).is_err());
         assert_eq!(Semaphore::new(usize::MAX).available_permits(), max);
         assert_eq!(
             Semaphore::try_new(max).unwrap().add_permits(1),
-            Err(AddPermitsError::Overflow { requested: 1, available: max })
+            Err(AddPermitsError::Overflow {
+                requested: 1,
+                available: max
+            })
         );
         assert!(sem.add_permits(max + 1).is_err());
         sem.add_permits(max).unwrap();
@@ -341,7 +367,10 @@ mod unit {
         let c = a.split(1).unwrap();
         let other = StdArc::new(Semaphore::new(1));
         let o = StdArc::clone(&other).try_acquire_owned().unwrap();
-        assert!(matches!(a.merge(o), Err(MergeError::DifferentSemaphores(_))));
+        assert!(matches!(
+            a.merge(o),
+            Err(MergeError::DifferentSemaphores(_))
+        ));
         assert_eq!(other.available_permits(), 1);
         drop(c);
         assert_eq!(sem.available_permits(), 1);
@@ -483,7 +512,8 @@ mod unit {
         let n = 40; // more than one wake batch
         let sem = Semaphore::new(0);
         let counters: Vec<_> = (0..n).map(|_| counting()).collect();
-        let mut futs: Vec<Pin<Box<Acquire<'_>>>> = (0..n).map(|_| Box::pin(sem.acquire())).collect();
+        let mut futs: Vec<Pin<Box<Acquire<'_>>>> =
+            (0..n).map(|_| Box::pin(sem.acquire())).collect();
         for (f, (_, w)) in futs.iter_mut().zip(&counters) {
             assert!(poll(f.as_mut(), w).is_pending());
         }
@@ -519,9 +549,16 @@ mod unit {
         assert!(sem.is_closed());
         assert!(counters.iter().all(|(c, _)| c.count() == 1));
         for (f, (_, w)) in futs.iter_mut().zip(&counters) {
-            assert!(matches!(poll(f.as_mut(), w), Poll::Ready(Err(AcquireError::Closed))));
+            assert!(matches!(
+                poll(f.as_mut(), w),
+                Poll::Ready(Err(AcquireError::Closed))
+            ));
         }
-        assert_eq!(sem.available_permits(), 1, "the head's partial permit came back");
+        assert_eq!(
+            sem.available_permits(),
+            1,
+            "the head's partial permit came back"
+        );
         drop(held);
         assert_eq!(sem.available_permits(), 2);
         assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
@@ -543,13 +580,16 @@ mod unit {
         let high = StdArc::new(std::sync::atomic::AtomicUsize::new(0));
         let hs: Vec<_> = (0..threads)
             .map(|i| {
-                let (sem, holders, high) =
-                    (StdArc::clone(&sem), StdArc::clone(&holders), StdArc::clone(&high));
+                let (sem, holders, high) = (
+                    StdArc::clone(&sem),
+                    StdArc::clone(&holders),
+                    StdArc::clone(&high),
+                );
                 std::thread::spawn(move || {
                     for _ in 0..iters {
                         let p = futures::executor::block_on(sem.acquire_many(1 + i % 2)).unwrap();
-                        let now = holders.fetch_add(p.num_permits(), Ordering::SeqCst)
-                            + p.num_permits();
+                        let now =
+                            holders.fetch_add(p.num_permits(), Ordering::SeqCst) + p.num_permits();
                         high.fetch_max(now, Ordering::SeqCst);
                         holders.fetch_sub(p.num_permits(), Ordering::SeqCst);
                         drop(p);

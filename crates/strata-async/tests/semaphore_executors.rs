@@ -85,7 +85,10 @@ fn tokio_multi_thread_bounded() {
             h.await.unwrap();
         }
     });
-    assert!(hw.max.load(Ordering::SeqCst) <= PERMITS, "more holders than permits");
+    assert!(
+        hw.max.load(Ordering::SeqCst) <= PERMITS,
+        "more holders than permits"
+    );
     assert!(hw.max.load(Ordering::SeqCst) >= 1);
     assert_eq!(sem.available_permits(), PERMITS);
 }
@@ -114,7 +117,10 @@ fn futures_block_on_threads_bounded() {
     for h in hs {
         h.join().unwrap();
     }
-    assert!(hw.max.load(Ordering::SeqCst) <= PERMITS, "more holders than permits");
+    assert!(
+        hw.max.load(Ordering::SeqCst) <= PERMITS,
+        "more holders than permits"
+    );
     assert_eq!(sem.available_permits(), PERMITS);
 }
 

@@ -111,9 +111,16 @@ fn tokio_random_timeouts_and_drops() {
         }
     });
     assert!(hw.max.load(Ordering::SeqCst) <= PERMITS);
-    assert_eq!(sem.available_permits(), PERMITS, "permits leaked or duplicated");
+    assert_eq!(
+        sem.available_permits(),
+        PERMITS,
+        "permits leaked or duplicated"
+    );
     assert!(acquired.load(Ordering::Relaxed) > 0);
-    assert!(cancelled.load(Ordering::Relaxed) > 0, "no cancellation exercised");
+    assert!(
+        cancelled.load(Ordering::Relaxed) > 0,
+        "no cancellation exercised"
+    );
     assert!(timed_out.load(Ordering::Relaxed) > 0, "no timeout fired");
 }
 
@@ -158,5 +165,9 @@ fn threads_poll_once_and_drop() {
         h.join().unwrap();
     }
     assert!(hw.max.load(Ordering::SeqCst) <= PERMITS);
-    assert_eq!(sem.available_permits(), PERMITS, "permits leaked or duplicated");
+    assert_eq!(
+        sem.available_permits(),
+        PERMITS,
+        "permits leaked or duplicated"
+    );
 }
