@@ -5,6 +5,10 @@
 //! * `async/semaphore-1`: 4·T tasks, each looping acquire → `yield_now` → release on
 //!   a semaphore of 1 permit. An op is one acquisition.
 //! * `async/semaphore-half`: the same with max(1, T/2) permits.
+//! * `async/mutex-counter`: 4·T tasks, each looping lock → increment a plain `u64` →
+//!   unlock → `yield_now` (the yield keeps every implementation's tasks interleaved
+//!   the same way: tokio's mutex spends coop budget and would otherwise be the only
+//!   one forced to yield). An op is one increment.
 //! * `async/notify-pingpong`: two tasks and two notifies; each round, one task
 //!   notifies the other and waits to be notified back. An op is one round trip.
 //!
@@ -45,6 +49,19 @@ pub fn register(v: &mut Vec<Workload>) {
             ],
         });
     }
+    v.push(Workload {
+        name: "async/mutex-counter",
+        help: "On tokio's runtime with T workers, 4T tasks loop lock, increment a shared counter, unlock, yield_now.",
+        unit: "ops/s",
+        min_threads: 1,
+        max_threads: None,
+        spread: false,
+        impls: vec![
+            mutex_imp::<strata_async::mutex::Mutex<u64>>("strata", Kind::Strata),
+            mutex_imp::<tokio::sync::Mutex<u64>>("tokio", Kind::Peer),
+            mutex_imp::<async_lock::Mutex<u64>>("async-lock", Kind::Peer),
+        ],
+    });
     v.push(Workload {
         name: "async/notify-pingpong",
         help: "On tokio's runtime with T workers, two tasks notify each other in turn through two notifies (an op is a round trip).",
@@ -157,6 +174,73 @@ fn sem_imp<S: AsyncSemaphore>(
                 ops
             }
         })
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// mutexes
+
+/// What the mutex workload needs: a mutex around a counter, and one increment.
+trait AsyncCounter: Send + Sync + 'static {
+    fn make() -> Self;
+    fn incr(&self) -> impl Future<Output = ()> + Send + '_;
+    fn total(&self) -> u64;
+}
+
+impl AsyncCounter for strata_async::mutex::Mutex<u64> {
+    fn make() -> Self {
+        Self::new(0)
+    }
+    async fn incr(&self) {
+        *self.lock().await += 1;
+    }
+    fn total(&self) -> u64 {
+        *self.try_lock().expect("all tasks joined")
+    }
+}
+
+impl AsyncCounter for tokio::sync::Mutex<u64> {
+    fn make() -> Self {
+        Self::new(0)
+    }
+    async fn incr(&self) {
+        *self.lock().await += 1;
+    }
+    fn total(&self) -> u64 {
+        *self.try_lock().expect("all tasks joined")
+    }
+}
+
+impl AsyncCounter for async_lock::Mutex<u64> {
+    fn make() -> Self {
+        Self::new(0)
+    }
+    async fn incr(&self) {
+        *self.lock().await += 1;
+    }
+    fn total(&self) -> u64 {
+        *self.try_lock().expect("all tasks joined")
+    }
+}
+
+fn mutex_imp<M: AsyncCounter>(name: &'static str, kind: Kind) -> Impl {
+    Impl::new(name, kind, move |threads, duration| {
+        let m = Arc::new(M::make());
+        let sample = run_tasks(threads, 4 * threads, duration, |_, stop| {
+            let m = Arc::clone(&m);
+            async move {
+                let mut ops = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    m.incr().await;
+                    tokio::task::yield_now().await;
+                    ops += 1;
+                }
+                ops
+            }
+        });
+        // The counter is the mutex's proof of work: every counted op incremented it.
+        assert_eq!(m.total(), sample.ops, "{name}: lost or extra increments");
+        sample
     })
 }
 
