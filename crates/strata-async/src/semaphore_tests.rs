@@ -6,7 +6,10 @@
 //! owner then reads its completion through the lock-free status load only). Each model
 //! asserts a property: mutual exclusion on a cell guarded by the semaphore, no permit
 //! leak (the final available count equals the initial one), FIFO assignment, and
-//! termination (no lost wake-up).
+//! termination (no lost wake-up). Under loom the wake batch is 2, so the two models
+//! with three and four waiters reach the release and `close` paths that drop the lock
+//! between batches (a release or a close that skips the rest after the first batch is
+//! caught by them).
 //!
 //! Under `--cfg strata_weaken` the completion store and the fast-path release CAS are
 //! `Relaxed`; the three models marked `should_panic` then report a causality violation
@@ -223,6 +226,83 @@ fn loom_cancel_vs_close() {
         });
         sem.close();
         t.join().unwrap();
+        assert_eq!(sem.available_permits(), 1, "permit leaked or duplicated");
+    });
+}
+
+/// Three queued waiters and a release of 3 permits, which (the wake batch being 2
+/// under loom) completes two waiters, drops the lock to wake them, re-takes it and
+/// completes the third, while another thread cancels the third waiter. Each completed
+/// waiter is woken exactly once and every permit is accounted for at the end.
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_release_between_batches_races_cancel() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let counters: Vec<_> = (0..3).map(|_| StdArc::new(CountWaker::default())).collect();
+        let wakers: Vec<_> = counters
+            .iter()
+            .map(|c| Waker::from(StdArc::clone(c)))
+            .collect();
+        let mut futs: Vec<_> = (0..3)
+            .map(|_| Box::pin(Arc::clone(&sem).acquire_owned()))
+            .collect();
+        for (f, w) in futs.iter_mut().zip(&wakers) {
+            assert!(f.as_mut().poll(&mut Context::from_waker(w)).is_pending());
+        }
+        let third = futs.pop().unwrap();
+        let canceller = thread::spawn(move || drop(third));
+        let s1 = Arc::clone(&sem);
+        let releaser = thread::spawn(move || s1.add_permits(3).unwrap());
+        canceller.join().unwrap();
+        releaser.join().unwrap();
+        for (i, (f, w)) in futs.iter_mut().zip(&wakers).enumerate() {
+            assert_eq!(counters[i].count(), 1, "waiter {i} woken once");
+            match f.as_mut().poll(&mut Context::from_waker(w)) {
+                Poll::Ready(Ok(p)) => drop(p),
+                other => panic!("waiter {i} not served: {other:?}"),
+            }
+        }
+        assert!(counters[2].count() <= 1);
+        drop(futs);
+        assert_eq!(sem.available_permits(), 3, "permits leaked or duplicated");
+    });
+}
+
+/// `close` reaches four waiters in two batches while another thread releases a
+/// permit: every waiter finishes once (with the permit, if the release reached it
+/// before `close` did, else `Closed`), and the permit is back at the end.
+#[test]
+fn loom_close_between_batches_races_release() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let counters: Vec<_> = (0..4).map(|_| StdArc::new(CountWaker::default())).collect();
+        let wakers: Vec<_> = counters
+            .iter()
+            .map(|c| Waker::from(StdArc::clone(c)))
+            .collect();
+        let mut futs: Vec<_> = (0..4).map(|_| Box::pin(sem.acquire())).collect();
+        for (f, w) in futs.iter_mut().zip(&wakers) {
+            assert!(f.as_mut().poll(&mut Context::from_waker(w)).is_pending());
+        }
+        let s1 = Arc::clone(&sem);
+        let releaser = thread::spawn(move || s1.add_permits(1).unwrap());
+        sem.close();
+        releaser.join().unwrap();
+        let mut served = 0;
+        for (i, (f, w)) in futs.iter_mut().zip(&wakers).enumerate() {
+            assert_eq!(counters[i].count(), 1, "waiter {i} woken once");
+            match f.as_mut().poll(&mut Context::from_waker(w)) {
+                Poll::Ready(Ok(p)) => {
+                    served += 1;
+                    drop(p);
+                }
+                Poll::Ready(Err(AcquireError::Closed)) => {}
+                other => panic!("waiter {i}: {other:?}"),
+            }
+        }
+        assert!(served <= 1);
+        drop(futs);
         assert_eq!(sem.available_permits(), 1, "permit leaked or duplicated");
     });
 }
