@@ -12,7 +12,7 @@
 //! caught by them).
 //!
 //! Under `--cfg strata_weaken` the completion store and the fast-path release CAS are
-//! `Relaxed`; the three models marked `should_panic` then report a causality violation
+//! `Relaxed`; the four models marked `should_panic` then report a causality violation
 //! (the mutual-exclusion cell, or a waiter's `assigned` field read by its owner after
 //! the lock-free status load).
 
