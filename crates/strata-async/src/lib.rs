@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod notify;
+pub mod rwlock;
 pub mod semaphore;
 
 #[cfg(test)]
