@@ -138,7 +138,7 @@ fn loom_downgrade_vs_reader_and_try_write() {
         let (l1, c1) = (Arc::clone(&lock), Arc::clone(&cell));
         let reader = thread::spawn(move || {
             let g = block_on(l1.read());
-            assert_eq!(c1.get(), 1, "reader got in before the write was done");
+            assert!(c1.get() >= 1, "reader got in before the write was done");
             drop(g);
         });
         let (l2, c2) = (Arc::clone(&lock), Arc::clone(&cell));
