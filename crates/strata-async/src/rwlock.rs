@@ -73,15 +73,16 @@
 //!
 //! # Progress
 //!
-//! Lock-free paths (no lock taken, a load and a CAS loop on a semaphore's state word
-//! that retries only when another thread changed the word):
+//! Lock-free paths (no lock taken: a load of a semaphore's state word and a CAS loop
+//! that retries only when another thread changed the word in between, or spuriously as
+//! a weak CAS may):
 //!
-//! * An uncontended `read` / `try_read` and a read guard's drop: one CAS on `readers`.
-//! * An uncontended `upgradable_read` / `try_upgradable_read` and its drop: one CAS on
-//!   each semaphore (`try_*` also loads `readers` first, to fail early).
-//! * An uncontended `write` / `try_write` and a write guard's drop: one CAS on each
-//!   semaphore (`try_write` also loads `readers` first); `try_upgrade`, downgrades:
-//!   one CAS per semaphore touched.
+//! * An uncontended `read` / `try_read`: a load and one CAS on `readers`.
+//! * An uncontended `upgradable_read` or `write` (and their `try_*` forms, which also
+//!   load `readers` first to fail early): a load and one CAS on each semaphore.
+//! * `try_upgrade`: a load and one CAS on `readers`.
+//! * Every release (a guard's drop, a downgrade) while no task is queued on the
+//!   semaphore it releases to: a load and one CAS per semaphore touched.
 //!
 //! Everything else (queueing, waking queued tasks, the re-poll of a queued future, the
 //! drop of a queued future) takes the semaphore's short internal lock; see
