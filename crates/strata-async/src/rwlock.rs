@@ -372,6 +372,28 @@ impl<T: ?Sized> RwLock<T> {
         self.try_exclusive(self.max_readers)?;
         Ok(OwnedRwLockWriteGuard { lock: self })
     }
+
+    /// Locks for an upgradable read, as [`upgradable_read`](Self::upgradable_read),
+    /// with an owned guard.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`write`](Self::write).
+    pub fn upgradable_read_owned(self: Arc<Self>) -> UpgradableReadOwned<T> {
+        UpgradableReadOwned {
+            lock: Some(self),
+            core: ExclusiveCore::new(1),
+        }
+    }
+
+    /// Locks for an upgradable read without waiting, as
+    /// [`try_upgradable_read`](Self::try_upgradable_read), with an owned guard.
+    pub fn try_upgradable_read_owned(
+        self: Arc<Self>,
+    ) -> Result<OwnedRwLockUpgradableReadGuard<T>, TryLockError> {
+        self.try_exclusive(1)?;
+        Ok(OwnedRwLockUpgradableReadGuard { lock: self })
+    }
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
@@ -500,6 +522,23 @@ pub struct WriteOwned<T: ?Sized> {
     core: ExclusiveCore,
 }
 
+/// The future of [`RwLock::upgradable_read_owned`].
+#[must_use = "futures do nothing unless polled"]
+pub struct UpgradableReadOwned<T: ?Sized> {
+    /// `Some` until `Ready` moves it into the guard.
+    lock: Option<Arc<RwLock<T>>>,
+    core: ExclusiveCore,
+}
+
+/// The future of [`OwnedRwLockUpgradableReadGuard::upgrade`].
+#[must_use = "futures do nothing unless polled"]
+pub struct UpgradeOwned<T: ?Sized> {
+    /// `Some` until `Ready` turns it into the write guard.
+    guard: Option<OwnedRwLockUpgradableReadGuard<T>>,
+    /// The other `max_readers - 1` reader permits.
+    core: AcquireCore,
+}
+
 /// The future of [`RwLockUpgradableReadGuard::upgrade`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Upgrade<'a, T: ?Sized> {
@@ -540,6 +579,14 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for WriteOwned<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Send for Upgrade<'_, T> {}
 // SAFETY: see above.
 unsafe impl<T: ?Sized + Send + Sync> Sync for Upgrade<'_, T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send + Sync> Send for UpgradableReadOwned<T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for UpgradableReadOwned<T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send + Sync> Send for UpgradeOwned<T> {}
+// SAFETY: see above.
+unsafe impl<T: ?Sized + Send + Sync> Sync for UpgradeOwned<T> {}
 
 impl<'a, T: ?Sized> Future for Read<'a, T> {
     type Output = RwLockReadGuard<'a, T>;
@@ -723,6 +770,76 @@ impl<T: ?Sized> Drop for Upgrade<'_, T> {
     }
 }
 
+impl<T: ?Sized> Future for UpgradableReadOwned<T> {
+    type Output = OwnedRwLockUpgradableReadGuard<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: we never move out of `this` except the `Arc` (not pinned data).
+        let this = unsafe { self.get_unchecked_mut() };
+        let Some(lock) = this.lock.as_deref() else {
+            panic!("`RwLock::upgradable_read_owned` future polled after it had completed");
+        };
+        // SAFETY: `core` is pinned inside this pinned future, always polled with the
+        // `Arc`'s lock, and `Drop` cancels with it while the `Arc` is there.
+        match unsafe { this.core.poll(lock, cx) } {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                permits_or_panic(r, "RwLock::upgradable_read_owned");
+                match this.lock.take() {
+                    Some(lock) => Poll::Ready(OwnedRwLockUpgradableReadGuard { lock }),
+                    None => unreachable!("checked above"),
+                }
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for UpgradableReadOwned<T> {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.as_deref() {
+            self.core.cancel(lock);
+        }
+    }
+}
+
+impl<T: ?Sized> Future for UpgradeOwned<T> {
+    type Output = OwnedRwLockWriteGuard<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: we never move out of `this` except the guard (not pinned data).
+        let this = unsafe { self.get_unchecked_mut() };
+        let Some(guard) = this.guard.as_ref() else {
+            panic!("`OwnedRwLockUpgradableReadGuard::upgrade` future polled after it had completed");
+        };
+        // SAFETY: `core` is pinned inside this pinned future, always polled with the
+        // guard's `readers`, and `Drop` cancels with it while the guard is there.
+        match unsafe { this.core.poll(&guard.lock.readers, cx) } {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => {
+                permits_or_panic(r, "OwnedRwLockUpgradableReadGuard::upgrade");
+                match this.guard.take() {
+                    Some(g) => {
+                        // The guard's permits pass to the write guard with the new ones.
+                        let lock = g.into_lock();
+                        lock.exclusive_ptr();
+                        Poll::Ready(OwnedRwLockWriteGuard { lock })
+                    }
+                    None => unreachable!("checked above"),
+                }
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for UpgradeOwned<T> {
+    fn drop(&mut self) {
+        if let Some(g) = &self.guard {
+            self.core.cancel(&g.lock.readers);
+        }
+        // Then the guard (a field) drops, releasing its reader and `upgrade` permits.
+    }
+}
+
 macro_rules! future_debug {
     ($($name:ident),*) => {$(
         impl<T: ?Sized> fmt::Debug for $name<'_, T> {
@@ -743,6 +860,18 @@ impl<T: ?Sized> fmt::Debug for ReadOwned<T> {
 impl<T: ?Sized> fmt::Debug for WriteOwned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WriteOwned").finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for UpgradableReadOwned<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradableReadOwned").finish_non_exhaustive()
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for UpgradeOwned<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpgradeOwned").finish_non_exhaustive()
     }
 }
 
@@ -1104,12 +1233,25 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     /// Turns the write lock into a read lock atomically, as
     /// [`RwLockWriteGuard::downgrade`].
     pub fn downgrade(self) -> OwnedRwLockReadGuard<T> {
-        let this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so the `Arc` is moved out once.
-        let lock = unsafe { core::ptr::read(&this.lock) };
+        let lock = self.into_lock();
         lock.readers.release(lock.max_readers - 1);
         lock.upgrade.release(1);
         OwnedRwLockReadGuard { lock }
+    }
+
+    /// Turns the write lock into an upgradable read atomically, as
+    /// [`RwLockWriteGuard::downgrade_to_upgradable`].
+    pub fn downgrade_to_upgradable(self) -> OwnedRwLockUpgradableReadGuard<T> {
+        let lock = self.into_lock();
+        lock.readers.release(lock.max_readers - 1);
+        OwnedRwLockUpgradableReadGuard { lock }
+    }
+
+    /// The `Arc`, without releasing anything (the caller takes over the permits).
+    fn into_lock(self) -> Arc<RwLock<T>> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the `Arc` is moved out once.
+        unsafe { core::ptr::read(&this.lock) }
     }
 }
 
@@ -1139,6 +1281,81 @@ impl<T: ?Sized> Drop for OwnedRwLockWriteGuard<T> {
     }
 }
 
+/// An upgradable read of an `Arc<RwLock<T>>`, from
+/// [`RwLock::upgradable_read_owned`]; as [`RwLockUpgradableReadGuard`], keeping the lock
+/// alive.
+#[must_use = "the lock is released at once if the guard is not kept"]
+pub struct OwnedRwLockUpgradableReadGuard<T: ?Sized> {
+    lock: Arc<RwLock<T>>,
+}
+
+impl<T: ?Sized> OwnedRwLockUpgradableReadGuard<T> {
+    /// The lock this guard holds.
+    pub fn rwlock(this: &Self) -> &Arc<RwLock<T>> {
+        &this.lock
+    }
+
+    /// Waits until every other reader has left, then turns this into a write guard;
+    /// see [`RwLockUpgradableReadGuard::upgrade`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`RwLockUpgradableReadGuard::upgrade`]: dropping the future releases
+    /// everything, the upgradable read included.
+    pub fn upgrade(self) -> UpgradeOwned<T> {
+        let n = self.lock.max_readers - 1;
+        UpgradeOwned {
+            guard: Some(self),
+            core: AcquireCore::new(n),
+        }
+    }
+
+    /// Turns this into a write guard if no other reader holds the lock and nobody is
+    /// queued for a reader slot; otherwise gives the guard back. Lock-free.
+    pub fn try_upgrade(self) -> Result<OwnedRwLockWriteGuard<T>, Self> {
+        match self.lock.readers.try_take(self.lock.max_readers - 1) {
+            Ok(()) => {
+                let lock = self.into_lock();
+                lock.exclusive_ptr();
+                Ok(OwnedRwLockWriteGuard { lock })
+            }
+            Err(_) => Err(self),
+        }
+    }
+
+    /// Turns this into a plain read guard, as [`RwLockUpgradableReadGuard::downgrade`].
+    pub fn downgrade(self) -> OwnedRwLockReadGuard<T> {
+        let lock = self.into_lock();
+        lock.upgrade.release(1);
+        OwnedRwLockReadGuard { lock }
+    }
+
+    /// The `Arc`, without releasing anything (the caller takes over the permits).
+    fn into_lock(self) -> Arc<RwLock<T>> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the `Arc` is moved out once.
+        unsafe { core::ptr::read(&this.lock) }
+    }
+}
+
+impl<T: ?Sized> Deref for OwnedRwLockUpgradableReadGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.lock.data.with(|p| {
+            // SAFETY: the guard holds a reader permit, so no writer exists; the `Arc`
+            // keeps the value alive.
+            unsafe { &*p }
+        })
+    }
+}
+
+impl<T: ?Sized> Drop for OwnedRwLockUpgradableReadGuard<T> {
+    fn drop(&mut self) {
+        self.lock.readers.release(1);
+        self.lock.upgrade.release(1);
+    }
+}
+
 macro_rules! guard_fmt {
     ($($name:ident<$($lt:lifetime),*>),*) => {$(
         impl<T: ?Sized + fmt::Debug> fmt::Debug for $name<$($lt,)* T> {
@@ -1159,7 +1376,8 @@ guard_fmt!(
     RwLockMappedWriteGuard<'_>,
     RwLockUpgradableReadGuard<'_>,
     OwnedRwLockReadGuard<>,
-    OwnedRwLockWriteGuard<>
+    OwnedRwLockWriteGuard<>,
+    OwnedRwLockUpgradableReadGuard<>
 );
 
 #[cfg(test)]

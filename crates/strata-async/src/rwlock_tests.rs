@@ -197,9 +197,9 @@ fn writer_preference_single_thread() {
 mod unit {
     use super::*;
     use crate::rwlock::{
-        MAX_READS, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, Read, ReadOwned,
-        RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard, TryLockError,
-        UpgradableRead, Upgrade, Write, WriteOwned,
+        MAX_READS, OwnedRwLockReadGuard, OwnedRwLockUpgradableReadGuard, OwnedRwLockWriteGuard,
+        Read, ReadOwned, RwLockMappedWriteGuard, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+        UpgradableRead, UpgradableReadOwned, Upgrade, UpgradeOwned, Write, WriteOwned,
     };
     use core::pin::Pin;
     use futures::executor::block_on as fblock_on;
@@ -503,6 +503,67 @@ mod unit {
     }
 
     #[test]
+    fn owned_upgradable_read_and_upgrade() {
+        let lock = Arc::new(RwLock::with_max_readers(0u32, 3));
+        let u = fblock_on(Arc::clone(&lock).upgradable_read_owned());
+        assert!(Arc::ptr_eq(OwnedRwLockUpgradableReadGuard::rwlock(&u), &lock));
+        assert!(Arc::clone(&lock).try_upgradable_read_owned().is_err());
+        let r = Arc::clone(&lock).try_read_owned().unwrap();
+        // try_upgrade fails while `r` is in, and gives the guard back.
+        let u = u.try_upgrade().unwrap_err();
+        let (cu, wu) = CountWaker::new_waker();
+        let mut up = Box::pin(OwnedRwLockUpgradableReadGuard::upgrade(u));
+        assert!(poll(up.as_mut(), &wu).is_pending());
+        assert!(lock.try_read().is_err(), "upgrader queued: no new reader");
+        drop(r);
+        assert_eq!(cu.count(), 1);
+        let mut w = ready(poll(up.as_mut(), &wu));
+        *w = 1;
+        let u = w.downgrade_to_upgradable();
+        assert_eq!(*u, 1);
+        let r2 = lock.try_read().unwrap();
+        drop(r2);
+        let mut w = u.try_upgrade().unwrap();
+        *w = 2;
+        let r = w.downgrade();
+        assert_eq!(*r, 2);
+        drop(r);
+        drop(up);
+        assert_all_free(&lock);
+        // Downgrade to a read, then cancelled owned futures return everything.
+        let u = Arc::clone(&lock).try_upgradable_read_owned().unwrap();
+        let r = u.downgrade();
+        assert!(lock.try_upgradable_read().is_ok(), "downgrade released upgrade");
+        let mut uf = Box::pin(Arc::clone(&lock).upgradable_read_owned());
+        let hold = lock.try_upgradable_read().unwrap();
+        assert!(poll(uf.as_mut(), &wu).is_pending());
+        drop(uf);
+        drop(hold);
+        let u = Arc::clone(&lock).try_upgradable_read_owned().unwrap();
+        let mut up = Box::pin(u.upgrade());
+        assert!(poll(up.as_mut(), &wu).is_pending());
+        drop(up);
+        drop(r);
+        assert_all_free(&lock);
+        // Uncontended upgrade completes at once.
+        let u = Arc::clone(&lock).try_upgradable_read_owned().unwrap();
+        assert_eq!(format!("{u:?}"), "2");
+        *fblock_on(u.upgrade()) = 3;
+        assert_all_free(&lock);
+        assert_eq!(Arc::strong_count(&lock), 1, "guards and futures released the Arc");
+    }
+
+    #[test]
+    #[should_panic(expected = "`OwnedRwLockUpgradableReadGuard::upgrade` future polled after")]
+    fn owned_upgrade_polled_after_completion_panics() {
+        let lock = Arc::new(RwLock::new(()));
+        let u = lock.try_upgradable_read_owned().unwrap();
+        let mut fut = Box::pin(u.upgrade());
+        drop(ready(poll(fut.as_mut(), Waker::noop())));
+        let _ = poll(fut.as_mut(), Waker::noop());
+    }
+
+    #[test]
     fn into_inner_get_mut_default_from() {
         let mut lock = RwLock::from(3);
         *lock.get_mut() += 1;
@@ -640,6 +701,9 @@ mod unit {
         send_sync::<Upgrade<'static, u8>>();
         send_sync::<ReadOwned<u8>>();
         send_sync::<WriteOwned<u8>>();
+        send_sync::<UpgradableReadOwned<u8>>();
+        send_sync::<UpgradeOwned<u8>>();
+        send_sync::<OwnedRwLockUpgradableReadGuard<u8>>();
         send_sync::<TryLockError>();
         // `Cell` is `Send + !Sync`: the lock can move, not be shared.
         send::<RwLock<Cell<u8>>>();
@@ -688,5 +752,9 @@ mod unit {
         <Upgrade<'static, u8> as AmbiguousIfUnpin<_>>::some_item();
         <ReadOwned<u8> as AmbiguousIfUnpin<_>>::some_item();
         <WriteOwned<u8> as AmbiguousIfUnpin<_>>::some_item();
+        <UpgradableReadOwned<u8> as AmbiguousIfUnpin<_>>::some_item();
+        <UpgradeOwned<u8> as AmbiguousIfUnpin<_>>::some_item();
+        <OwnedRwLockUpgradableReadGuard<Mg> as AmbiguousIfSend<_>>::some_item();
+        <UpgradeOwned<Cell<u8>> as AmbiguousIfSync<_>>::some_item();
     }
 }
