@@ -15,7 +15,7 @@
 //! reader's) accesses.
 
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use strata_primitives::{model, thread};
 
@@ -125,6 +125,44 @@ fn loom_upgrade_with_reader_and_writer() {
     });
 }
 
+/// An upgrade is cancelled (its future dropped after one poll, which also drops the
+/// upgradable read it consumed) while the main thread's read lock goes away and a
+/// writer waits for the `upgrade` permit: the writer still gets in, and both semaphores
+/// are full at the end (the upgrade's partial assignment and its `upgrade` permit
+/// passed on).
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_cancelled_upgrade_passes_on() {
+    model(|| {
+        let lock = Arc::new(RwLock::with_max_readers((), 2));
+        let cell = Arc::new(Guarded::default());
+        let r = lock.try_read().unwrap();
+        let u = Arc::clone(&lock).try_upgradable_read_owned().unwrap();
+        let c1 = Arc::clone(&cell);
+        let upgrader = thread::spawn(move || {
+            let (_, waker) = CountWaker::new_waker();
+            let mut fut = Box::pin(u.upgrade());
+            if let Poll::Ready(g) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+                c1.bump();
+                drop(g);
+            }
+            drop(fut);
+        });
+        let (l2, c2) = (Arc::clone(&lock), Arc::clone(&cell));
+        let writer = thread::spawn(move || {
+            let g = block_on(l2.write());
+            c2.bump();
+            drop(g);
+        });
+        assert_eq!(cell.get(), 0, "a writer got in while a reader held the lock");
+        drop(r);
+        upgrader.join().unwrap();
+        writer.join().unwrap();
+        assert!(cell.get() >= 1);
+        assert_all_free(&lock);
+    });
+}
+
 /// A reader and a `try_write` race with a writer holding the lock and downgrading to a
 /// read lock: the downgrade lets the reader in while `try_write` can only succeed after
 /// both readers left; reads under the read locks never overlap a write.
@@ -202,6 +240,7 @@ mod unit {
         UpgradableRead, UpgradableReadOwned, Upgrade, UpgradeOwned, Write, WriteOwned,
     };
     use core::pin::Pin;
+    use std::task::Waker;
     use futures::executor::block_on as fblock_on;
 
     fn poll<F: Future>(f: Pin<&mut F>, w: &Waker) -> Poll<F::Output> {
