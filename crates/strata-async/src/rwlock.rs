@@ -112,6 +112,15 @@
 //! (like an `async fn`'s future). Every one is cancel-safe: see each method's
 //! `# Cancel safety` section.
 //!
+//! # Guards
+//!
+//! `map`, `try_map` and `rwlock` are associated functions (`RwLockReadGuard::map(g,
+//! f)`), so they never hide a method of `T`. The conversions (`upgrade`, `try_upgrade`,
+//! `downgrade`, `downgrade_to_upgradable`) take `self` and can be called either way
+//! (`g.downgrade()` or `RwLockWriteGuard::downgrade(g)`); a method of `T` with one of
+//! these names (say `Weak::upgrade`) is reached through `(*g).upgrade()`. Owned guards
+//! have no `map` (tokio's carry a second type parameter for it; not provided here).
+//!
 //! # `Send` and `Sync`
 //!
 //! As tokio's: `RwLock<T>` is `Send` if `T: Send` and `Sync` if `T: Send + Sync`. Read
@@ -189,8 +198,9 @@ impl<T> RwLock<T> {
     }
 
     /// A lock around `value` allowing at most `max_reads` readers at once; `max_reads`
-    /// is clamped into `1..=MAX_READS` (so 0 means 1). Each writer takes that many
-    /// permits of the reader semaphore, so a smaller limit costs nothing.
+    /// is clamped into `1..=MAX_READS` (so 0 means 1). A read beyond the limit waits
+    /// (or, with `try_read`, fails) until a reader leaves. A writer takes all
+    /// `max_reads` reader permits in one step, so the limit costs writers nothing.
     pub fn with_max_readers(value: T, max_reads: usize) -> Self {
         let max_readers = max_reads.clamp(1, MAX_READS);
         Self {
