@@ -226,3 +226,83 @@ fn reader_not_starved_by_writer_stream() {
     });
     assert!(lock.try_write().is_ok(), "all permits back");
 }
+
+/// Linearizability against a register: threads write distinct values (`write`), read
+/// (`read`, or `try_read` when it succeeds), and compare-and-swap through an upgradable
+/// read that upgrades only when the value matches (so the check covers the upgrade's
+/// atomicity: no writer between the read and the write). Checked with strata-check's
+/// `RegisterModel`.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn linearizable_as_register() {
+    use futures::executor::block_on;
+    use std::sync::Barrier;
+    use strata_check::models::{RegisterModel, RegisterOp, RegisterRet};
+    use strata_check::{Budget, Recorder, Violation, check};
+
+    let model = RegisterModel::new(0);
+    let mut checked = 0;
+    for round in 0..200u64 {
+        let lock = RwLock::with_max_readers(0u64, 2);
+        let recorder = Recorder::<RegisterModel>::new(3);
+        let start = Barrier::new(3);
+        std::thread::scope(|s| {
+            for t in 0..3u64 {
+                let mut log = recorder.thread(t as usize);
+                let (lock, start) = (&lock, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let mut last = 0u64;
+                    for i in 0..30u64 {
+                        let v = round * 100_000 + (t + 1) * 1000 + i + 1;
+                        match (t + i) % 3 {
+                            0 => {
+                                log.call(RegisterOp::Write(v), || {
+                                    std::thread::yield_now();
+                                    *block_on(lock.write()) = v;
+                                    RegisterRet::Written
+                                });
+                            }
+                            1 => {
+                                log.call(RegisterOp::Read, || {
+                                    std::thread::yield_now();
+                                    let seen = match lock.try_read() {
+                                        Ok(g) => *g,
+                                        Err(_) => *block_on(lock.read()),
+                                    };
+                                    last = seen;
+                                    RegisterRet::Value(seen)
+                                });
+                            }
+                            _ => {
+                                let expect = last;
+                                log.call(RegisterOp::Cas(expect, v), || {
+                                    std::thread::yield_now();
+                                    let u = block_on(lock.upgradable_read());
+                                    if *u != expect {
+                                        return RegisterRet::CasResult(Err(*u));
+                                    }
+                                    std::thread::yield_now();
+                                    let mut w = block_on(RwLockUpgradableReadGuard::upgrade(u));
+                                    *w = v;
+                                    RegisterRet::CasResult(Ok(expect))
+                                });
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        match check(&model, &recorder.into_history(), Budget::default()) {
+            Ok(_) => {
+                checked += 1;
+                if checked == 20 {
+                    break;
+                }
+            }
+            Err(Violation::NoOverlap { .. }) => continue,
+            Err(e) => panic!("the rw-lock is not linearizable as a register:\n{e}"),
+        }
+    }
+    assert!(checked > 0, "no round had overlapping operations");
+}
