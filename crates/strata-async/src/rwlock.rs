@@ -331,7 +331,9 @@ impl<T: ?Sized> RwLock<T> {
         if self.readers.available_permits() < n {
             return Err(TryLockError::WouldBlock);
         }
-        self.upgrade.try_take(1).map_err(|_| TryLockError::WouldBlock)?;
+        self.upgrade
+            .try_take(1)
+            .map_err(|_| TryLockError::WouldBlock)?;
         match self.readers.try_take(n) {
             Ok(()) => Ok(()),
             Err(_) => {
@@ -819,7 +821,9 @@ impl<T: ?Sized> Future for UpgradeOwned<T> {
         // SAFETY: we never move out of `this` except the guard (not pinned data).
         let this = unsafe { self.get_unchecked_mut() };
         let Some(guard) = this.guard.as_ref() else {
-            panic!("`OwnedRwLockUpgradableReadGuard::upgrade` future polled after it had completed");
+            panic!(
+                "`OwnedRwLockUpgradableReadGuard::upgrade` future polled after it had completed"
+            );
         };
         // SAFETY: `core` is pinned inside this pinned future, always polled with the
         // guard's `readers`, and `Drop` cancels with it while the guard is there.
@@ -875,7 +879,8 @@ impl<T: ?Sized> fmt::Debug for WriteOwned<T> {
 
 impl<T: ?Sized> fmt::Debug for UpgradableReadOwned<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpgradableReadOwned").finish_non_exhaustive()
+        f.debug_struct("UpgradableReadOwned")
+            .finish_non_exhaustive()
     }
 }
 
@@ -1367,13 +1372,13 @@ impl<T: ?Sized> Drop for OwnedRwLockUpgradableReadGuard<T> {
 }
 
 macro_rules! guard_fmt {
-    ($($name:ident<$($lt:lifetime),*>),*) => {$(
-        impl<T: ?Sized + fmt::Debug> fmt::Debug for $name<$($lt,)* T> {
+    ($($name:ident $(<$lt:lifetime>)?),*) => {$(
+        impl<T: ?Sized + fmt::Debug> fmt::Debug for $name<$($lt,)? T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Debug::fmt(&**self, f)
             }
         }
-        impl<T: ?Sized + fmt::Display> fmt::Display for $name<$($lt,)* T> {
+        impl<T: ?Sized + fmt::Display> fmt::Display for $name<$($lt,)? T> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Display::fmt(&**self, f)
             }
@@ -1385,9 +1390,9 @@ guard_fmt!(
     RwLockWriteGuard<'_>,
     RwLockMappedWriteGuard<'_>,
     RwLockUpgradableReadGuard<'_>,
-    OwnedRwLockReadGuard<>,
-    OwnedRwLockWriteGuard<>,
-    OwnedRwLockUpgradableReadGuard<>
+    OwnedRwLockReadGuard,
+    OwnedRwLockWriteGuard,
+    OwnedRwLockUpgradableReadGuard
 );
 
 #[cfg(test)]

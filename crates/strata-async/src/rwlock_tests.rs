@@ -24,7 +24,11 @@ use crate::test_util::{CountWaker, Guarded, block_on};
 
 /// Both semaphores of `lock` are back to their full counts.
 fn assert_all_free<T: ?Sized>(lock: &RwLock<T>) {
-    assert_eq!(lock.readers.available_permits(), lock.max_readers, "reader permits leaked");
+    assert_eq!(
+        lock.readers.available_permits(),
+        lock.max_readers,
+        "reader permits leaked"
+    );
     assert_eq!(lock.upgrade.available_permits(), 1, "upgrade permit leaked");
 }
 
@@ -82,7 +86,11 @@ fn loom_cancelled_writer_passes_on() {
             c2.bump();
             drop(g);
         });
-        assert_eq!(cell.get(), 0, "a writer got in while a reader held the lock");
+        assert_eq!(
+            cell.get(),
+            0,
+            "a writer got in while a reader held the lock"
+        );
         drop(r);
         canceller.join().unwrap();
         writer.join().unwrap();
@@ -115,7 +123,11 @@ fn loom_upgrade_with_reader_and_writer() {
             c2.bump();
             *w += 1;
         });
-        assert_eq!(cell.get(), 0, "a writer got in while a reader held the lock");
+        assert_eq!(
+            cell.get(),
+            0,
+            "a writer got in while a reader held the lock"
+        );
         drop(r);
         upgrader.join().unwrap();
         writer.join().unwrap();
@@ -154,7 +166,11 @@ fn loom_cancelled_upgrade_passes_on() {
             c2.bump();
             drop(g);
         });
-        assert_eq!(cell.get(), 0, "a writer got in while a reader held the lock");
+        assert_eq!(
+            cell.get(),
+            0,
+            "a writer got in while a reader held the lock"
+        );
         drop(r);
         upgrader.join().unwrap();
         writer.join().unwrap();
@@ -207,10 +223,22 @@ fn writer_preference_single_thread() {
         let (cw, ww) = CountWaker::new_waker();
         let (cr, wr) = CountWaker::new_waker();
         let mut write = Box::pin(lock.write());
-        assert!(write.as_mut().poll(&mut Context::from_waker(&ww)).is_pending());
-        assert!(lock.try_read().is_err(), "a reader barged past a queued writer");
+        assert!(
+            write
+                .as_mut()
+                .poll(&mut Context::from_waker(&ww))
+                .is_pending()
+        );
+        assert!(
+            lock.try_read().is_err(),
+            "a reader barged past a queued writer"
+        );
         let mut read = Box::pin(lock.read());
-        assert!(read.as_mut().poll(&mut Context::from_waker(&wr)).is_pending());
+        assert!(
+            read.as_mut()
+                .poll(&mut Context::from_waker(&wr))
+                .is_pending()
+        );
         drop(r);
         assert_eq!(cw.count(), 1, "writer woken by the last reader's release");
         assert_eq!(cr.count(), 0);
@@ -218,7 +246,11 @@ fn writer_preference_single_thread() {
             panic!("writer not served");
         };
         *g = 2;
-        assert!(read.as_mut().poll(&mut Context::from_waker(&wr)).is_pending());
+        assert!(
+            read.as_mut()
+                .poll(&mut Context::from_waker(&wr))
+                .is_pending()
+        );
         drop(g);
         assert_eq!(cr.count(), 1, "reader woken by the writer's release");
         let Poll::Ready(g) = read.as_mut().poll(&mut Context::from_waker(&wr)) else {
@@ -240,8 +272,8 @@ mod unit {
         UpgradableRead, UpgradableReadOwned, Upgrade, UpgradeOwned, Write, WriteOwned,
     };
     use core::pin::Pin;
-    use std::task::Waker;
     use futures::executor::block_on as fblock_on;
+    use std::task::Waker;
 
     fn poll<F: Future>(f: Pin<&mut F>, w: &Waker) -> Poll<F::Output> {
         f.poll(&mut Context::from_waker(w))
@@ -263,7 +295,10 @@ mod unit {
         assert_eq!(lock.try_write().unwrap_err(), TryLockError::WouldBlock);
         let u = lock.try_upgradable_read().unwrap();
         assert_eq!(*u, 5);
-        assert!(lock.try_upgradable_read().is_err(), "two upgradable readers");
+        assert!(
+            lock.try_upgradable_read().is_err(),
+            "two upgradable readers"
+        );
         drop((a, b, u));
         assert_all_free(&lock);
         let mut w = fblock_on(lock.write());
@@ -317,7 +352,10 @@ mod unit {
         assert_eq!(*m, 3);
         let back = RwLockReadGuard::try_map(m, |_| None::<&u8>).unwrap_err();
         assert_eq!(*back, 3);
-        assert!(lock.try_write().is_err(), "mapped guard still holds the slot");
+        assert!(
+            lock.try_write().is_err(),
+            "mapped guard still holds the slot"
+        );
         drop(back);
         assert_all_free(&lock);
         // A panicking map releases the slot.
@@ -390,7 +428,10 @@ mod unit {
         w.push('c');
         let u = RwLockWriteGuard::downgrade_to_upgradable(w);
         let r = u.downgrade();
-        assert!(lock.try_upgradable_read().is_ok(), "downgrade released upgrade");
+        assert!(
+            lock.try_upgradable_read().is_ok(),
+            "downgrade released upgrade"
+        );
         assert_eq!(*r, "abc");
         drop(r);
         assert_all_free(&lock);
@@ -490,7 +531,10 @@ mod unit {
         drop((b, g, third));
         assert_all_free(&lock);
         assert_eq!(RwLock::with_max_readers((), 0).max_readers(), 1);
-        assert_eq!(RwLock::with_max_readers((), usize::MAX).max_readers(), MAX_READS);
+        assert_eq!(
+            RwLock::with_max_readers((), usize::MAX).max_readers(),
+            MAX_READS
+        );
         assert_eq!(RwLock::new(()).max_readers(), MAX_READS);
         // With a single reader slot, an upgradable read upgrades with 0 more permits.
         let one = RwLock::with_max_readers(1, 1);
@@ -537,7 +581,11 @@ mod unit {
         drop(hold);
         drop((rf, wf));
         assert_all_free(&lock);
-        assert_eq!(Arc::strong_count(&lock), 1, "guards and futures released the Arc");
+        assert_eq!(
+            Arc::strong_count(&lock),
+            1,
+            "guards and futures released the Arc"
+        );
         assert_eq!(Arc::try_unwrap(lock).unwrap().into_inner(), [1, 2, 3]);
     }
 
@@ -545,7 +593,10 @@ mod unit {
     fn owned_upgradable_read_and_upgrade() {
         let lock = Arc::new(RwLock::with_max_readers(0u32, 3));
         let u = fblock_on(Arc::clone(&lock).upgradable_read_owned());
-        assert!(Arc::ptr_eq(OwnedRwLockUpgradableReadGuard::rwlock(&u), &lock));
+        assert!(Arc::ptr_eq(
+            OwnedRwLockUpgradableReadGuard::rwlock(&u),
+            &lock
+        ));
         assert!(Arc::clone(&lock).try_upgradable_read_owned().is_err());
         let r = Arc::clone(&lock).try_read_owned().unwrap();
         // try_upgrade fails while `r` is in, and gives the guard back.
@@ -572,7 +623,10 @@ mod unit {
         // Downgrade to a read, then cancelled owned futures return everything.
         let u = Arc::clone(&lock).try_upgradable_read_owned().unwrap();
         let r = u.downgrade();
-        assert!(lock.try_upgradable_read().is_ok(), "downgrade released upgrade");
+        assert!(
+            lock.try_upgradable_read().is_ok(),
+            "downgrade released upgrade"
+        );
         let mut uf = Box::pin(Arc::clone(&lock).upgradable_read_owned());
         let hold = lock.try_upgradable_read().unwrap();
         assert!(poll(uf.as_mut(), &wu).is_pending());
@@ -589,7 +643,11 @@ mod unit {
         assert_eq!(format!("{u:?}"), "2");
         *fblock_on(u.upgrade()) = 3;
         assert_all_free(&lock);
-        assert_eq!(Arc::strong_count(&lock), 1, "guards and futures released the Arc");
+        assert_eq!(
+            Arc::strong_count(&lock),
+            1,
+            "guards and futures released the Arc"
+        );
     }
 
     #[test]
@@ -633,7 +691,10 @@ mod unit {
         assert_eq!(format!("{lock:?}"), "RwLock { data: 7, max_readers: 4 }");
         let w = lock.try_write().unwrap();
         assert_eq!(format!("{w:?} {w}"), "7 7");
-        assert_eq!(format!("{lock:?}"), "RwLock { data: <locked>, max_readers: 4 }");
+        assert_eq!(
+            format!("{lock:?}"),
+            "RwLock { data: <locked>, max_readers: 4 }"
+        );
         drop(w);
         let r = lock.try_read().unwrap();
         let u = lock.try_upgradable_read().unwrap();

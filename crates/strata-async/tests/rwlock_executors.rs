@@ -77,7 +77,9 @@ fn tokio_multi_thread_pair_invariant() {
                 h.await.unwrap();
             }
         };
-        tokio::time::timeout(WATCHDOG, all).await.expect("watchdog: tasks hung");
+        tokio::time::timeout(WATCHDOG, all)
+            .await
+            .expect("watchdog: tasks hung");
     });
     let g = lock.try_write().expect("all permits back");
     let w = writes.load(Ordering::Relaxed) as u64;
@@ -140,7 +142,8 @@ fn writer_not_starved_by_reader_stream() {
     rt.block_on(async {
         let hs: Vec<_> = (0..readers)
             .map(|_| {
-                let (lock, stop, reads) = (Arc::clone(&lock), Arc::clone(&stop), Arc::clone(&reads));
+                let (lock, stop, reads) =
+                    (Arc::clone(&lock), Arc::clone(&stop), Arc::clone(&reads));
                 tokio::spawn(async move {
                     let mut after_write = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -176,7 +179,10 @@ fn writer_not_starved_by_reader_stream() {
         stop.store(true, Ordering::Relaxed);
         let mut saw_write = 0;
         for h in hs {
-            saw_write += tokio::time::timeout(WATCHDOG, h).await.expect("watchdog").unwrap();
+            saw_write += tokio::time::timeout(WATCHDOG, h)
+                .await
+                .expect("watchdog")
+                .unwrap();
         }
         assert!(saw_write > 0, "no reader saw the write");
     });
@@ -221,7 +227,10 @@ fn reader_not_starved_by_writer_stream() {
         assert!(seen >= 50);
         stop.store(true, Ordering::Relaxed);
         for h in hs {
-            tokio::time::timeout(WATCHDOG, h).await.expect("watchdog").unwrap();
+            tokio::time::timeout(WATCHDOG, h)
+                .await
+                .expect("watchdog")
+                .unwrap();
         }
     });
     assert!(lock.try_write().is_ok(), "all permits back");

@@ -21,14 +21,26 @@ struct Inside {
 impl Inside {
     fn enter_read(&self) {
         self.readers.fetch_add(1, Ordering::SeqCst);
-        assert_eq!(self.writers.load(Ordering::SeqCst), 0, "reader inside with a writer");
+        assert_eq!(
+            self.writers.load(Ordering::SeqCst),
+            0,
+            "reader inside with a writer"
+        );
     }
     fn leave_read(&self) {
         self.readers.fetch_sub(1, Ordering::SeqCst);
     }
     fn enter_write(&self) {
-        assert_eq!(self.writers.fetch_add(1, Ordering::SeqCst), 0, "two writers inside");
-        assert_eq!(self.readers.load(Ordering::SeqCst), 0, "writer inside with readers");
+        assert_eq!(
+            self.writers.fetch_add(1, Ordering::SeqCst),
+            0,
+            "two writers inside"
+        );
+        assert_eq!(
+            self.readers.load(Ordering::SeqCst),
+            0,
+            "writer inside with readers"
+        );
     }
     fn leave_write(&self) {
         self.writers.fetch_sub(1, Ordering::SeqCst);
@@ -71,8 +83,11 @@ fn tokio_random_cancellation() {
         let hs: Vec<_> = (0..48u64)
             .map(|id| {
                 let (lock, inside) = (Arc::clone(&lock), Arc::clone(&inside));
-                let (writes, cancelled, completed) =
-                    (Arc::clone(&writes), Arc::clone(&cancelled), Arc::clone(&completed));
+                let (writes, cancelled, completed) = (
+                    Arc::clone(&writes),
+                    Arc::clone(&cancelled),
+                    Arc::clone(&completed),
+                );
                 let timed_out = Arc::clone(&timed_out);
                 tokio::spawn(async move {
                     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0x2545_F491));
@@ -90,7 +105,8 @@ fn tokio_random_cancellation() {
                                 };
                                 let Some(g) = g else {
                                     cancelled.fetch_add(1, Ordering::Relaxed);
-                                    timed_out.fetch_add(usize::from(cancel == 1), Ordering::Relaxed);
+                                    timed_out
+                                        .fetch_add(usize::from(cancel == 1), Ordering::Relaxed);
                                     continue;
                                 };
                                 inside.enter_read();
@@ -107,7 +123,8 @@ fn tokio_random_cancellation() {
                                 };
                                 let Some(mut g) = g else {
                                     cancelled.fetch_add(1, Ordering::Relaxed);
-                                    timed_out.fetch_add(usize::from(cancel == 1), Ordering::Relaxed);
+                                    timed_out
+                                        .fetch_add(usize::from(cancel == 1), Ordering::Relaxed);
                                     continue;
                                 };
                                 inside.enter_write();
@@ -202,6 +219,9 @@ fn tokio_random_cancellation() {
         cancelled.load(Ordering::Relaxed),
         timed_out.load(Ordering::Relaxed)
     );
-    assert!(cancelled.load(Ordering::Relaxed) > 0, "no cancellation exercised");
+    assert!(
+        cancelled.load(Ordering::Relaxed) > 0,
+        "no cancellation exercised"
+    );
     assert!(completed.load(Ordering::Relaxed) > 0);
 }
