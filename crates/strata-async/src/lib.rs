@@ -35,6 +35,7 @@
 
 pub mod mutex;
 pub mod notify;
+pub mod rwlock;
 pub mod semaphore;
 
 #[cfg(test)]
