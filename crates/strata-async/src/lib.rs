@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`Semaphore`] | tokio's semaphore API (`acquire`, `acquire_many`, owned variants, `try_*`, `add_permits`, `forget_permits`, `close`; permits with `forget`, `split`, `merge`), strictly FIFO (a large request at the head collects permits until it is served), misuse reported as errors | `try_acquire*`, an uncontended `acquire` and a release with nobody queued: a load and one CAS, no lock; queueing and releases to queued waiters take a short internal lock |
 //! | [`Mutex`] | tokio's async mutex (`lock`, `try_lock`, `lock_owned`, `blocking_lock`, `Send` guards with `map`/`try_map`, owned and mapped guards), built on the semaphore with one permit: FIFO hand-off, no barging, no poisoning | `try_lock`, an uncontended `lock` and an unlock with nobody queued: a load and one CAS, no lock; the rest as the semaphore |
+//! | [`RwLock`] | tokio's async rw-lock (`read`, `write`, `try_*`, owned variants, guards with `map`, `downgrade`) plus upgradable reads (`upgradable_read`, `upgrade`, `try_upgrade`), on two FIFO semaphores: writer-preferring, and neither writers nor readers starve | an uncontended `read` and its release: a load and one CAS; an uncontended `write` or `upgradable_read`: one CAS on each of the two semaphores; the rest as the semaphore |
 //! | [`Notify`] | tokio's notify (`notified`, `notify_one`, `notify_last`, `notify_waiters`, one stored permit); a chosen `Notified` that is dropped passes its notification on | `notify_one`/`notify_last` with nobody waiting and consuming a stored permit: a load and one CAS; the rest takes a short internal lock |
 //!
 //! The waiter lists are intrusive: each waiter's node lives inside its pinned future,
@@ -48,6 +49,12 @@ pub use mutex::{
 #[cfg(not(strata_loom))]
 pub use notify::OwnedNotified;
 pub use notify::{Notified, Notify};
+// The rw-lock's futures (`Read`, `Write`, ...) stay in `rwlock::`, so that a glob
+// import of the crate does not shadow `std::io::{Read, Write}`.
+pub use rwlock::{
+    OwnedRwLockReadGuard, OwnedRwLockUpgradableReadGuard, OwnedRwLockWriteGuard, RwLock,
+    RwLockMappedWriteGuard, RwLockReadGuard, RwLockUpgradableReadGuard, RwLockWriteGuard,
+};
 pub use semaphore::{
     Acquire, AcquireError, AcquireOwned, AddPermitsError, MergeError, OwnedSemaphorePermit,
     Semaphore, SemaphorePermit, TryAcquireError,

@@ -71,12 +71,13 @@ use strata_primitives::{Parker, Unparker};
 
 use crate::semaphore::{AcquireCore, Semaphore};
 
-/// The error of [`Mutex::try_lock`] and [`Mutex::try_lock_owned`].
+/// The error of [`Mutex::try_lock`] and [`Mutex::try_lock_owned`], and of the
+/// `try_*` methods of [`RwLock`](crate::rwlock::RwLock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TryLockError {
-    /// The lock is held, or tasks are waiting for it (it is handed over in FIFO order,
-    /// so a `try_lock` does not pass them).
+    /// The lock is held (in a conflicting mode, for a rw-lock), or tasks are waiting
+    /// for it (it is handed over in FIFO order, so a `try_*` does not pass them).
     #[error("the lock is held or tasks are waiting for it")]
     WouldBlock,
 }

@@ -149,15 +149,8 @@ use crate::semaphore::{AcquireCore, AcquireError, Semaphore};
 pub const MAX_READS: usize = u32::MAX as usize >> 3;
 
 /// The error of the non-waiting lock methods ([`RwLock::try_read`],
-/// [`RwLock::try_write`], ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TryLockError {
-    /// The lock is held in a conflicting mode, or tasks are queued ahead (strict FIFO:
-    /// a `try_*` never barges past them).
-    #[error("the lock is held in a conflicting mode or tasks are queued ahead")]
-    WouldBlock,
-}
+/// [`RwLock::try_write`], ...): the same type as the mutex's, as in tokio.
+pub use crate::mutex::TryLockError;
 
 /// An async reader-writer lock; see the [module documentation](self).
 pub struct RwLock<T: ?Sized> {
