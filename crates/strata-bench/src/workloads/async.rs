@@ -9,6 +9,9 @@
 //!   unlock → `yield_now` (the yield keeps every implementation's tasks interleaved
 //!   the same way: tokio's mutex spends coop budget and would otherwise be the only
 //!   one forced to yield). An op is one increment.
+//! * `async/rwlock-read90`: 4·T tasks, each looping: with probability 1/10 a write
+//!   (increment a plain `u64`), else a read of it; then `yield_now`. An op is one read
+//!   or write; the final value is checked against the writes counted.
 //! * `async/notify-pingpong`: two tasks and two notifies; each round, one task
 //!   notifies the other and waits to be notified back. An op is one round trip.
 //!
@@ -60,6 +63,19 @@ pub fn register(v: &mut Vec<Workload>) {
             mutex_imp::<strata_async::mutex::Mutex<u64>>("strata", Kind::Strata),
             mutex_imp::<tokio::sync::Mutex<u64>>("tokio", Kind::Peer),
             mutex_imp::<async_lock::Mutex<u64>>("async-lock", Kind::Peer),
+        ],
+    });
+    v.push(Workload {
+        name: "async/rwlock-read90",
+        help: "On tokio's runtime with T workers, 4T tasks loop a read (90%) or a write (10%) of a shared counter, then yield_now.",
+        unit: "ops/s",
+        min_threads: 1,
+        max_threads: None,
+        spread: false,
+        impls: vec![
+            rwlock_imp::<strata_async::rwlock::RwLock<u64>>("strata", Kind::Strata),
+            rwlock_imp::<tokio::sync::RwLock<u64>>("tokio", Kind::Peer),
+            rwlock_imp::<async_lock::RwLock<u64>>("async-lock", Kind::Peer),
         ],
     });
     v.push(Workload {
@@ -242,6 +258,100 @@ fn mutex_imp<M: AsyncCounter>(name: &'static str, kind: Kind) -> Impl {
         assert_eq!(m.total(), sample.ops, "{name}: lost or extra increments");
         sample
     })
+}
+
+// ---------------------------------------------------------------------------------
+// rw-locks
+
+/// What the rw-lock workload needs: a lock around a counter, a read and a write.
+trait AsyncRwCounter: Send + Sync + 'static {
+    fn make() -> Self;
+    fn read_value(&self) -> impl Future<Output = u64> + Send + '_;
+    fn incr(&self) -> impl Future<Output = ()> + Send + '_;
+}
+
+impl AsyncRwCounter for strata_async::rwlock::RwLock<u64> {
+    fn make() -> Self {
+        Self::new(0)
+    }
+    async fn read_value(&self) -> u64 {
+        *self.read().await
+    }
+    async fn incr(&self) {
+        *self.write().await += 1;
+    }
+}
+
+impl AsyncRwCounter for tokio::sync::RwLock<u64> {
+    fn make() -> Self {
+        Self::new(0)
+    }
+    async fn read_value(&self) -> u64 {
+        *self.read().await
+    }
+    async fn incr(&self) {
+        *self.write().await += 1;
+    }
+}
+
+impl AsyncRwCounter for async_lock::RwLock<u64> {
+    fn make() -> Self {
+        Self::new(0)
+    }
+    async fn read_value(&self) -> u64 {
+        *self.read().await
+    }
+    async fn incr(&self) {
+        *self.write().await += 1;
+    }
+}
+
+fn rwlock_imp<L: AsyncRwCounter>(name: &'static str, kind: Kind) -> Impl {
+    Impl::new(name, kind, move |threads, duration| {
+        let lock = Arc::new(L::make());
+        let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sample = run_tasks(threads, 4 * threads, duration, |i, stop| {
+            let lock = Arc::clone(&lock);
+            let writes = Arc::clone(&writes);
+            async move {
+                // xorshift64, seeded per task: the same sequence for every implementation.
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (i as u64 + 1).wrapping_mul(0x2545_F491);
+                let (mut ops, mut mine) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x.is_multiple_of(10) {
+                        lock.incr().await;
+                        mine += 1;
+                    } else {
+                        std::hint::black_box(lock.read_value().await);
+                    }
+                    tokio::task::yield_now().await;
+                    ops += 1;
+                }
+                writes.fetch_add(mine, Ordering::Relaxed);
+                ops
+            }
+        });
+        let expected = writes.load(Ordering::Relaxed);
+        let got = poll_ready_now(lock.read_value());
+        assert_eq!(got, expected, "{name}: lost or extra writes");
+        sample
+    })
+}
+
+/// Polls a future that is ready at once (every task has been joined, so the lock is
+/// free) without a runtime.
+fn poll_ready_now<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the lock is still held after every task was joined"),
+    }
 }
 
 // ---------------------------------------------------------------------------------
