@@ -89,8 +89,8 @@ impl Default for Guarded {
     }
 }
 
-// SAFETY: accessed only by the holder of the exclusive permit or lock (what the models
-// check).
+// SAFETY: written only by the holder of the exclusive permit or lock, read under the
+// primitive or after the joins (what the models check).
 unsafe impl Sync for Guarded {}
 
 impl Guarded {
@@ -101,7 +101,8 @@ impl Guarded {
         });
     }
     pub(crate) fn get(&self) -> usize {
-        // SAFETY: read after every other user has been joined.
+        // SAFETY: the caller holds the primitive (shared or exclusive), or every other
+        // user has been joined; an unordered read is what loom is asked to find.
         self.0.with(|p| unsafe { *p })
     }
 }
