@@ -184,6 +184,18 @@ fn permits_or_panic(r: Result<usize, AcquireError>, what: &str) -> usize {
     }
 }
 
+/// Releases `n` permits of a semaphore when dropped, also while unwinding. A guard
+/// that releases two semaphores releases the second through it, so that a waker that
+/// panics inside the first release does not leak the second's permit (every later
+/// writer would hang on it).
+struct ReleaseOnDrop<'a>(&'a Semaphore, usize);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
+    }
+}
+
 impl<T> RwLock<T> {
     /// A lock around `value`, allowing up to [`MAX_READS`] readers at once.
     pub fn new(value: T) -> Self {
@@ -482,11 +494,10 @@ impl ExclusiveCore {
     /// releases the `upgrade` permit if held.
     fn cancel<T: ?Sized>(&mut self, lock: &RwLock<T>) {
         self.upgrade.cancel(&lock.upgrade);
+        // Released last, and also if a waker panics in the readers' cancel.
+        let _upgrade = self.holds_upgrade.then(|| ReleaseOnDrop(&lock.upgrade, 1));
+        self.holds_upgrade = false;
         self.readers.cancel(&lock.readers);
-        if self.holds_upgrade {
-            self.holds_upgrade = false;
-            lock.upgrade.release(1);
-        }
     }
 }
 
@@ -973,9 +984,12 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     pub fn downgrade(self) -> RwLockReadGuard<'a, T> {
         let this = ManuallyDrop::new(self);
         let lock = this.lock;
+        // The read guard first: if a waker panics in a release below, unwinding drops
+        // it and `_upgrade`, so only what that release had not handed out is lost.
+        let read = RwLockReadGuard::new(&lock.readers, this.data);
+        let _upgrade = ReleaseOnDrop(&lock.upgrade, 1);
         lock.readers.release(lock.max_readers - 1);
-        lock.upgrade.release(1);
-        RwLockReadGuard::new(&lock.readers, this.data)
+        read
     }
 
     /// Turns the write lock into an upgradable read atomically: readers may come in,
@@ -983,12 +997,15 @@ impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
     pub fn downgrade_to_upgradable(self) -> RwLockUpgradableReadGuard<'a, T> {
         let this = ManuallyDrop::new(self);
         let lock = this.lock;
-        lock.readers.release(lock.max_readers - 1);
-        RwLockUpgradableReadGuard {
+        // The new guard first, so that a panicking waker below does not leak its
+        // permits (see `downgrade`).
+        let upgradable = RwLockUpgradableReadGuard {
             lock,
             data: this.data,
             _marker: PhantomData,
-        }
+        };
+        lock.readers.release(lock.max_readers - 1);
+        upgradable
     }
 
     /// A write guard for a part of the value (`RwLockWriteGuard::map(guard, |v| &mut
@@ -1033,8 +1050,8 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
+        let _upgrade = ReleaseOnDrop(&self.lock.upgrade, 1);
         self.lock.readers.release(self.lock.max_readers);
-        self.lock.upgrade.release(1);
     }
 }
 
@@ -1117,8 +1134,8 @@ impl<T: ?Sized> DerefMut for RwLockMappedWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockMappedWriteGuard<'_, T> {
     fn drop(&mut self) {
+        let _upgrade = ReleaseOnDrop(self.upgrade, 1);
         self.readers.release(self.permits);
-        self.upgrade.release(1);
     }
 }
 
@@ -1173,8 +1190,10 @@ impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
     /// (after this and the other readers leave). Lock-free when nobody is queued.
     pub fn downgrade(self) -> RwLockReadGuard<'a, T> {
         let this = ManuallyDrop::new(self);
+        // The read guard first, so that a panicking waker below does not leak it.
+        let read = RwLockReadGuard::new(&this.lock.readers, this.data);
         this.lock.upgrade.release(1);
-        RwLockReadGuard::new(&this.lock.readers, this.data)
+        read
     }
 }
 
@@ -1189,8 +1208,8 @@ impl<T: ?Sized> Deref for RwLockUpgradableReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockUpgradableReadGuard<'_, T> {
     fn drop(&mut self) {
+        let _upgrade = ReleaseOnDrop(&self.lock.upgrade, 1);
         self.lock.readers.release(1);
-        self.lock.upgrade.release(1);
     }
 }
 
@@ -1241,18 +1260,28 @@ impl<T: ?Sized> OwnedRwLockWriteGuard<T> {
     /// Turns the write lock into a read lock atomically, as
     /// [`RwLockWriteGuard::downgrade`].
     pub fn downgrade(self) -> OwnedRwLockReadGuard<T> {
-        let lock = self.into_lock();
-        lock.readers.release(lock.max_readers - 1);
-        lock.upgrade.release(1);
-        OwnedRwLockReadGuard { lock }
+        // The read guard first, so that a panicking waker below does not leak it (see
+        // `RwLockWriteGuard::downgrade`).
+        let read = OwnedRwLockReadGuard {
+            lock: self.into_lock(),
+        };
+        {
+            let lock = &read.lock;
+            let _upgrade = ReleaseOnDrop(&lock.upgrade, 1);
+            lock.readers.release(lock.max_readers - 1);
+        }
+        read
     }
 
     /// Turns the write lock into an upgradable read atomically, as
     /// [`RwLockWriteGuard::downgrade_to_upgradable`].
     pub fn downgrade_to_upgradable(self) -> OwnedRwLockUpgradableReadGuard<T> {
-        let lock = self.into_lock();
+        let upgradable = OwnedRwLockUpgradableReadGuard {
+            lock: self.into_lock(),
+        };
+        let lock = &upgradable.lock;
         lock.readers.release(lock.max_readers - 1);
-        OwnedRwLockUpgradableReadGuard { lock }
+        upgradable
     }
 
     /// The `Arc`, without releasing anything (the caller takes over the permits).
@@ -1284,8 +1313,8 @@ impl<T: ?Sized> DerefMut for OwnedRwLockWriteGuard<T> {
 
 impl<T: ?Sized> Drop for OwnedRwLockWriteGuard<T> {
     fn drop(&mut self) {
+        let _upgrade = ReleaseOnDrop(&self.lock.upgrade, 1);
         self.lock.readers.release(self.lock.max_readers);
-        self.lock.upgrade.release(1);
     }
 }
 
@@ -1333,9 +1362,11 @@ impl<T: ?Sized> OwnedRwLockUpgradableReadGuard<T> {
 
     /// Turns this into a plain read guard, as [`RwLockUpgradableReadGuard::downgrade`].
     pub fn downgrade(self) -> OwnedRwLockReadGuard<T> {
-        let lock = self.into_lock();
-        lock.upgrade.release(1);
-        OwnedRwLockReadGuard { lock }
+        let read = OwnedRwLockReadGuard {
+            lock: self.into_lock(),
+        };
+        read.lock.upgrade.release(1);
+        read
     }
 
     /// The `Arc`, without releasing anything (the caller takes over the permits).
@@ -1359,8 +1390,8 @@ impl<T: ?Sized> Deref for OwnedRwLockUpgradableReadGuard<T> {
 
 impl<T: ?Sized> Drop for OwnedRwLockUpgradableReadGuard<T> {
     fn drop(&mut self) {
+        let _upgrade = ReleaseOnDrop(&self.lock.upgrade, 1);
         self.lock.readers.release(1);
-        self.lock.upgrade.release(1);
     }
 }
 

@@ -286,6 +286,40 @@ mod unit {
         }
     }
 
+    /// A waker that panics when woken.
+    struct PanicWaker;
+    impl std::task::Wake for PanicWaker {
+        fn wake(self: Arc<Self>) {
+            panic!("waker panicked");
+        }
+    }
+
+    /// A waker of a queued reader panics inside the first release of a write guard's
+    /// drop or downgrade: the guard's other permits (the `upgrade` permit, the guard a
+    /// downgrade was making) are still released while unwinding, so the lock is free
+    /// afterwards and no later writer hangs.
+    #[test]
+    fn panicking_waker_in_a_release_leaks_nothing_else() {
+        fn case(name: &str, step: impl for<'a> FnOnce(RwLockWriteGuard<'a, u8>)) {
+            let lock = RwLock::new(0u8);
+            let waker = Waker::from(Arc::new(PanicWaker));
+            let held = lock.try_write().unwrap();
+            let mut r = Box::pin(lock.read());
+            assert!(poll(r.as_mut(), &waker).is_pending());
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(held)));
+            assert!(outcome.is_err(), "{name}: the waker did not run");
+            // The reader was handed its permit before its waker panicked; dropping
+            // its future gives the permit back.
+            drop(r);
+            assert_all_free(&lock);
+            assert!(lock.try_write().is_ok(), "{name}: a writer would hang");
+        }
+        case("write guard drop", |g| drop(g));
+        case("mapped write guard drop", |g| drop(RwLockWriteGuard::map(g, |v| v)));
+        case("downgrade", |g| drop(g.downgrade()));
+        case("downgrade_to_upgradable", |g| drop(g.downgrade_to_upgradable()));
+    }
+
     #[test]
     fn read_write_and_try_variants() {
         let lock = RwLock::new(5);
