@@ -1,5 +1,5 @@
-//! A runtime-agnostic async reader-writer lock: writer-preferring, strictly FIFO, with
-//! upgradable reads.
+//! A runtime-agnostic async reader-writer lock: phase-fair between readers and writers
+//! (no starvation either way), writers served in FIFO order, with upgradable reads.
 //!
 //! [`RwLock`] lets many readers or one writer at a time at a value. It uses nothing but
 //! `core::task::Waker`, so it works on any executor. Names follow
@@ -59,17 +59,28 @@
 //!
 //! # Fairness
 //!
-//! Writer-preferring without starvation either way. The semaphore's FIFO rule (while
-//! a waiter is queued no permit is available to newcomers, and a large request at the
-//! head collects released permits until it is served) gives:
+//! The semaphore's FIFO rule (while a waiter is queued no permit is available to
+//! newcomers, and a large request at the head collects released permits until it is
+//! served) gives:
 //!
-//! * A writer (or upgrader) waiting for reader permits makes every reader that comes
-//!   after it queue behind it, including `try_read`, which then fails: the writer
-//!   waits only for the readers already inside (and readers queued before it).
-//! * When a writer releases, the readers queued while it held the lock get their
-//!   permits first (in one release, in FIFO order), and the next writer queues behind
-//!   them: readers and writers alternate, and neither can starve the other.
-//! * Writers and upgradable readers are served in FIFO order on the `upgrade` permit.
+//! * Writers and upgradable readers are served in FIFO order among themselves (on the
+//!   `upgrade` permit).
+//! * A writer that is next in line (it holds the `upgrade` permit and waits for
+//!   reader permits) makes every reader that comes after it queue behind it, including
+//!   `try_read`, which then fails: it waits only for the readers already inside and
+//!   those queued before it. In that sense the lock is writer-preferring.
+//! * A writer that waits behind another writer or an upgradable reader does not hold
+//!   readers back yet: readers that arrive meanwhile queue for reader permits (or, if
+//!   no writer holds the lock, get in), and when the writer ahead releases, the readers
+//!   queued during its hold are served before the next writer. So readers and writers
+//!   alternate in phases (phase-fair): no reader waits for more than one writer phase,
+//!   and no writer for more than the writers and upgradable readers ahead of it plus
+//!   one phase of readers.
+//!
+//! This differs from `tokio::sync::RwLock`, which is one FIFO queue for readers and
+//! writers: there, a reader that arrives after a queued writer is always served after
+//! it. Here it can be served before it, as above (the unit test
+//! `phase_fair_order_pinned` pins this order down).
 //!
 //! # Progress
 //!
@@ -78,8 +89,11 @@
 //! a weak CAS may):
 //!
 //! * An uncontended `read` / `try_read`: a load and one CAS on `readers`.
-//! * An uncontended `upgradable_read` or `write` (and their `try_*` forms, which also
-//!   load `readers` first to fail early): a load and one CAS on each semaphore.
+//! * An uncontended `upgradable_read` or `write` (and their `try_*` forms when they
+//!   succeed): a load and one CAS on each semaphore. A failing `try_write` or
+//!   `try_upgradable_read` that had taken the `upgrade` permit gives it back, and if a
+//!   task queued for it meanwhile, that release takes the internal lock and calls the
+//!   task's waker.
 //! * `try_upgrade`: a load and one CAS on `readers`.
 //! * Every release (a guard's drop, a downgrade) while no task is queued on the
 //!   semaphore it releases to: a load and one CAS per semaphore touched.
@@ -98,19 +112,25 @@
 //! `readers`. A failed `try_*` takes effect at the load or CAS that saw too few
 //! permits.
 //!
-//! One wrinkle: `try_write` and `try_upgradable_read` take the `upgrade` permit first
-//! and give it back if the `readers` permits are not there. In that window a
-//! concurrent `try_write` or `try_upgradable_read` can fail although the lock ends up
-//! free, and an `upgradable_read` or `write` waits for that give-back; this is why the
-//! `try_*` methods first check `readers` with a plain load (which makes the window
-//! rare, not impossible).
+//! Two wrinkles make `try_write` and `try_upgradable_read` fail spuriously under
+//! contention (the lock is free at some instant of the call, yet they fail); neither
+//! can make them succeed wrongly:
+//!
+//! * They take the `upgrade` permit first and give it back if the `readers` permits
+//!   are not there. In that window a concurrent `try_write` or `try_upgradable_read`
+//!   fails, and an `upgradable_read` or `write` waits for the give-back. A plain load
+//!   of `readers` first makes the window rare, not impossible.
+//! * A write or upgradable guard releases its reader permits before its `upgrade`
+//!   permit, so between the two a `try_write` can find the reader permits free and the
+//!   `upgrade` permit still taken.
 //!
 //! # Futures
 //!
 //! The lock futures are `!Unpin` (each holds an intrusive waiter node) and follow the
 //! standard `Future` contract: polling one again after it returned `Ready` panics
-//! (like an `async fn`'s future). Every one is cancel-safe: see each method's
-//! `# Cancel safety` section.
+//! (like an `async fn`'s future). Every one loses no permit and no wake-up when
+//! dropped, and all but the upgrade futures are cancel-safe (see each method's
+//! `# Cancel safety` section).
 //!
 //! # Guards
 //!
@@ -121,11 +141,20 @@
 //! these names (say `Weak::upgrade`) is reached through `(*g).upgrade()`. Owned guards
 //! have no `map` (tokio's carry a second type parameter for it; not provided here).
 //!
+//! Other differences a tokio user meets: no `blocking_read` / `blocking_write`, no
+//! `downgrade_map` / `try_downgrade_map` / `into_mapped`; [`RwLock::with_max_readers`]
+//! clamps its limit into range where tokio panics; and [`TryLockError`] is an enum
+//! (one variant, `WouldBlock`) where tokio's is a struct.
+//!
 //! # `Send` and `Sync`
 //!
-//! As tokio's: `RwLock<T>` is `Send` if `T: Send` and `Sync` if `T: Send + Sync`. Read
-//! guards are `Send` and `Sync` if `T: Sync`; write, mapped write and upgradable guards,
-//! owned guards, and the lock futures are `Send` and `Sync` if `T: Send + Sync`.
+//! `RwLock<T>` is `Send` if `T: Send` and `Sync` if `T: Send + Sync`, as tokio's. Write,
+//! mapped write and upgradable guards, owned guards, and the lock futures are `Send`
+//! and `Sync` if `T: Send + Sync` (tokio's write guards too). Two differences: a
+//! borrowed read guard is `Send` and `Sync` if `T: Sync` (tokio asks `T: Send + Sync`
+//! for `Sync`; a shared read guard hands out only `&T`, so `T: Sync` suffices, as in
+//! async-lock), and an upgradable guard asks `T: Send + Sync` where async-lock asks
+//! only `T: Sync` for `Sync` (stricter, hence sound).
 
 use core::fmt;
 use core::future::Future;
@@ -172,7 +201,8 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 /// Panics for a lock future polled after completion; the other errors cannot happen
-/// (the lock never closes its semaphores and never asks for more than `MAX_READS`).
+/// (the lock never closes its semaphores and never asks for more than `MAX_READS`,
+/// which is below `Semaphore::MAX_PERMITS`).
 #[track_caller]
 fn permits_or_panic(r: Result<usize, AcquireError>, what: &str) -> usize {
     match r {
@@ -256,7 +286,8 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Locks for reading, waiting while a writer holds the lock or any task is queued
-    /// ahead (a queued writer makes later readers wait: writer-preferring).
+    /// for reader permits ahead of it (a writer next in line makes later readers wait;
+    /// see the module's fairness section).
     ///
     /// # Cancel safety
     ///
@@ -271,7 +302,8 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for reading without waiting; fails with [`TryLockError::WouldBlock`] if a
     /// writer holds the lock, if [`max_readers`](Self::max_readers) readers hold it, or
-    /// if any task is queued (a waiting writer blocks new readers). Lock-free.
+    /// if any task is queued for reader permits (a writer next in line blocks new
+    /// readers). Lock-free.
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
         match self.readers.try_take(1) {
             Ok(()) => Ok(RwLockReadGuard::new(&self.readers, self.shared_ptr())),
@@ -296,8 +328,10 @@ impl<T: ?Sized> RwLock<T> {
     }
 
     /// Locks for writing without waiting; fails with [`TryLockError::WouldBlock`] if
-    /// the lock is held in any mode or any task is queued. Lock-free. See the module
-    /// docs for the window in which it briefly holds the `upgrade` permit.
+    /// the lock is held in any mode or any task is queued. It can also fail spuriously
+    /// under contention, and when it fails after taking the `upgrade` permit it gives
+    /// the permit back, which may take the internal lock and wake a queued task on
+    /// this thread; lock-free otherwise. See the module's linearization section.
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
         self.try_exclusive(self.max_readers)?;
         Ok(RwLockWriteGuard::new(self, self.exclusive_ptr()))
@@ -320,7 +354,8 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Locks for an upgradable read without waiting; fails with
     /// [`TryLockError::WouldBlock`] if a writer or upgradable reader holds the lock,
-    /// or tasks are queued. Lock-free.
+    /// or tasks are queued; like [`try_write`](Self::try_write), it can fail
+    /// spuriously under contention and may wake a queued task when it fails.
     pub fn try_upgradable_read(&self) -> Result<RwLockUpgradableReadGuard<'_, T>, TryLockError> {
         self.try_exclusive(1)?;
         Ok(RwLockUpgradableReadGuard {
@@ -1156,15 +1191,22 @@ unsafe impl<T: ?Sized + Send + Sync> Send for RwLockUpgradableReadGuard<'_, T> {
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLockUpgradableReadGuard<'_, T> {}
 
 impl<'a, T: ?Sized> RwLockUpgradableReadGuard<'a, T> {
+    /// The lock this guard holds.
+    pub fn rwlock(this: &Self) -> &'a RwLock<T> {
+        this.lock
+    }
+
     /// Waits until every other reader has left, then turns this into a write guard.
     /// Readers already queued may go first; readers that come later wait behind it, and
     /// no writer can get in between (this guard holds the `upgrade` permit).
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future before it completes releases everything: the reader permits
-    /// it collected pass on to the next waiters, and the upgradable read itself is
-    /// released (the guard was moved into the future). Nothing is lost.
+    /// Not cancel-safe in `select!`'s sense: the guard moves into the future, so
+    /// dropping the future before it completes also gives up the upgradable read the
+    /// caller held (to keep it, use [`try_upgrade`](Self::try_upgrade), or take an
+    /// upgradable read again). Nothing leaks: the reader permits it collected pass on
+    /// to the next waiters and the upgradable read's permits are released.
     pub fn upgrade(self) -> Upgrade<'a, T> {
         let n = self.lock.max_readers - 1;
         Upgrade {
@@ -1337,8 +1379,9 @@ impl<T: ?Sized> OwnedRwLockUpgradableReadGuard<T> {
     ///
     /// # Cancel safety
     ///
-    /// As [`RwLockUpgradableReadGuard::upgrade`]: dropping the future releases
-    /// everything, the upgradable read included.
+    /// As [`RwLockUpgradableReadGuard::upgrade`]: not cancel-safe in `select!`'s
+    /// sense, since dropping the future releases the upgradable read too; nothing
+    /// leaks.
     pub fn upgrade(self) -> UpgradeOwned<T> {
         let n = self.lock.max_readers - 1;
         UpgradeOwned {

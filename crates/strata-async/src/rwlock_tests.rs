@@ -215,6 +215,42 @@ fn loom_downgrade_vs_reader_and_try_write() {
 /// Writer preference, deterministically: with a reader holding, a queued writer makes
 /// a later `try_read` fail and a later `read` queue; releasing the reader wakes the
 /// writer, and releasing the writer wakes the reader.
+/// A `try_write` races a reader and a `write()`: it can take the `upgrade` permit,
+/// find the reader in, and give the permit back while the `write()` is queued for it;
+/// the give-back then hands the permit to the queued writer (waking it), which waits
+/// for the reader and finishes. Exclusion holds and the lock is free at the end.
+#[test]
+#[cfg_attr(strata_weaken, should_panic(expected = "Causality violation"))]
+fn loom_failed_try_write_hands_upgrade_to_queued_writer() {
+    model(|| {
+        let lock = Arc::new(RwLock::new(0usize));
+        let cell = Arc::new(Guarded::default());
+        let (l1, c1) = (Arc::clone(&lock), Arc::clone(&cell));
+        let writer = thread::spawn(move || {
+            let mut g = block_on(l1.write());
+            c1.bump();
+            *g += 1;
+        });
+        let (l2, c2) = (Arc::clone(&lock), Arc::clone(&cell));
+        let trier = thread::spawn(move || match l2.try_write() {
+            Ok(mut g) => {
+                c2.bump();
+                *g += 1;
+                1
+            }
+            Err(_) => 0,
+        });
+        if let Ok(r) = lock.try_read() {
+            assert_eq!(*r, cell.get(), "a reader saw a half-done write");
+        }
+        writer.join().unwrap();
+        let tried = trier.join().unwrap();
+        assert_eq!(cell.get(), 1 + tried);
+        assert_eq!(*lock.try_read().unwrap(), 1 + tried);
+        assert_all_free(&lock);
+    });
+}
+
 #[test]
 fn writer_preference_single_thread() {
     model(|| {
@@ -315,9 +351,77 @@ mod unit {
             assert!(lock.try_write().is_ok(), "{name}: a writer would hang");
         }
         case("write guard drop", |g| drop(g));
-        case("mapped write guard drop", |g| drop(RwLockWriteGuard::map(g, |v| v)));
+        case("mapped write guard drop", |g| {
+            drop(RwLockWriteGuard::map(g, |v| v))
+        });
         case("downgrade", |g| drop(g.downgrade()));
-        case("downgrade_to_upgradable", |g| drop(g.downgrade_to_upgradable()));
+        case("downgrade_to_upgradable", |g| {
+            drop(g.downgrade_to_upgradable())
+        });
+    }
+
+    /// The order the module docs state, pinned down: a writer next in line blocks new
+    /// readers; a writer queued behind another writer (or an upgradable reader) does
+    /// not, and the readers queued during a write phase go before the next writer
+    /// (phase-fair; tokio would serve that writer first).
+    #[test]
+    fn phase_fair_order_pinned() {
+        let (cw, ww) = CountWaker::new_waker();
+        let (cr, wr) = CountWaker::new_waker();
+        // A writer next in line (waiting for a reader to leave) blocks new readers.
+        let lock = RwLock::new(0);
+        let r1 = lock.try_read().unwrap();
+        let mut w = Box::pin(lock.write());
+        assert!(poll(w.as_mut(), &ww).is_pending());
+        assert_eq!(lock.try_read().unwrap_err(), TryLockError::WouldBlock);
+        let mut r2 = Box::pin(lock.read());
+        assert!(poll(r2.as_mut(), &wr).is_pending());
+        drop(r1);
+        assert_eq!((cw.count(), cr.count()), (1, 0), "the writer goes first");
+        let g = ready(poll(w.as_mut(), &ww));
+        assert!(poll(r2.as_mut(), &wr).is_pending());
+        drop(g);
+        assert_eq!(cr.count(), 1);
+        drop(ready(poll(r2.as_mut(), &wr)));
+        drop((w, r2));
+        assert_all_free(&lock);
+
+        // A writer behind another writer: a reader that came after it goes first.
+        let (cw, ww) = CountWaker::new_waker();
+        let (cr, wr) = CountWaker::new_waker();
+        let w1 = lock.try_write().unwrap();
+        let mut w2 = Box::pin(lock.write());
+        assert!(poll(w2.as_mut(), &ww).is_pending());
+        let mut r = Box::pin(lock.read());
+        assert!(poll(r.as_mut(), &wr).is_pending());
+        drop(w1);
+        assert_eq!(
+            cr.count(),
+            1,
+            "the reader queued during the write phase is served"
+        );
+        let rg = ready(poll(r.as_mut(), &wr));
+        // W2 got the `upgrade` permit and now waits for the reader to leave.
+        assert!(poll(w2.as_mut(), &ww).is_pending());
+        assert_eq!(lock.try_read().unwrap_err(), TryLockError::WouldBlock);
+        drop(rg);
+        assert!(cw.count() >= 1);
+        drop(ready(poll(w2.as_mut(), &ww)));
+        drop((w2, r));
+        assert_all_free(&lock);
+
+        // A writer behind an upgradable reader does not hold readers back.
+        let (_, ww) = CountWaker::new_waker();
+        let u = lock.try_upgradable_read().unwrap();
+        let mut w = Box::pin(lock.write());
+        assert!(poll(w.as_mut(), &ww).is_pending());
+        let r = lock
+            .try_read()
+            .expect("a reader shares with the upgradable read");
+        drop((r, u));
+        drop(ready(poll(w.as_mut(), &ww)));
+        drop(w);
+        assert_all_free(&lock);
     }
 
     #[test]

@@ -281,7 +281,11 @@ fn loom_close_between_batches_races_release() {
             .iter()
             .map(|c| Waker::from(StdArc::clone(c)))
             .collect();
-        let mut futs: Vec<_> = (0..4).map(|_| Box::pin(sem.acquire())).collect();
+        // The first waiter asks for 2 (more than will ever exist), so the released
+        // permit can reach it as a partial assignment that `close` must return.
+        let mut futs: Vec<_> = (0..4)
+            .map(|i| Box::pin(sem.acquire_many(if i == 0 { 2 } else { 1 })))
+            .collect();
         for (f, w) in futs.iter_mut().zip(&wakers) {
             assert!(f.as_mut().poll(&mut Context::from_waker(w)).is_pending());
         }
