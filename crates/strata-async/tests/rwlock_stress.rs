@@ -149,6 +149,8 @@ fn tokio_random_cancellation() {
                                 };
                                 let Some(u) = u else {
                                     cancelled.fetch_add(1, Ordering::Relaxed);
+                                    timed_out
+                                        .fetch_add(usize::from(cancel == 1), Ordering::Relaxed);
                                     continue;
                                 };
                                 inside.enter_read();
@@ -164,6 +166,10 @@ fn tokio_random_cancellation() {
                                 };
                                 let Some(mut g) = g else {
                                     cancelled.fetch_add(1, Ordering::Relaxed);
+                                    timed_out.fetch_add(
+                                        usize::from((r >> 16) % 3 == 1),
+                                        Ordering::Relaxed,
+                                    );
                                     continue;
                                 };
                                 inside.enter_write();
@@ -174,7 +180,15 @@ fn tokio_random_cancellation() {
                             }
                             _ => {
                                 // try_* paths mixed in.
-                                if let Ok(g) = lock.try_read() {
+                                if r & (1 << 24) != 0 {
+                                    if let Ok(mut g) = lock.try_write() {
+                                        inside.enter_write();
+                                        g.a += 1;
+                                        g.b += 1;
+                                        writes.fetch_add(1, Ordering::Relaxed);
+                                        inside.leave_write();
+                                    }
+                                } else if let Ok(g) = lock.try_read() {
                                     inside.enter_read();
                                     assert_eq!(g.a, g.b);
                                     inside.leave_read();
