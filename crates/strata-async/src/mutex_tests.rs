@@ -409,21 +409,7 @@ mod unit {
 
         // Each line compiles only if the type lacks the trait (two impls apply
         // otherwise, and the call is ambiguous).
-        trait AmbiguousIfSend<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-        impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
-        trait AmbiguousIfSync<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfSync<()> for T {}
-        impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
-        trait AmbiguousIfUnpin<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
-        impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
+        use crate::test_util::{AmbiguousIfSend, AmbiguousIfSync, AmbiguousIfUnpin};
 
         <Mutex<Rc<u8>> as AmbiguousIfSend<_>>::some_item();
         <Mutex<Rc<u8>> as AmbiguousIfSync<_>>::some_item();

@@ -952,21 +952,7 @@ mod unit {
         // A call through these traits is ambiguous (a compile error) exactly when the
         // type implements the trait: each line below would stop compiling if a bound
         // were too loose.
-        trait AmbiguousIfSend<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfSend<()> for T {}
-        impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
-        trait AmbiguousIfSync<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfSync<()> for T {}
-        impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
-        trait AmbiguousIfUnpin<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
-        impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
+        use crate::test_util::{AmbiguousIfSend, AmbiguousIfSync, AmbiguousIfUnpin};
 
         type Mg = MutexGuard<'static, u8>;
         <RwLock<Rc<u8>> as AmbiguousIfSend<_>>::some_item();

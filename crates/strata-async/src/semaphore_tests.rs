@@ -702,11 +702,7 @@ mod unit {
         send_sync::<TryAcquireError>();
 
         // Ambiguous (a compile error) if the type is `Unpin`.
-        trait AmbiguousIfUnpin<A> {
-            fn some_item() {}
-        }
-        impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
-        impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
+        use crate::test_util::AmbiguousIfUnpin;
         <Acquire<'static> as AmbiguousIfUnpin<_>>::some_item();
         <AcquireOwned as AmbiguousIfUnpin<_>>::some_item();
     }

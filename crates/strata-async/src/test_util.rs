@@ -106,3 +106,31 @@ impl Guarded {
         self.0.with(|p| unsafe { *p })
     }
 }
+
+// Negative auto-trait checks without a dependency: `<T as AmbiguousIfSend<_>>::some_item()`
+// compiles only if `T` is not `Send` (if it is, both impls apply and the call is
+// ambiguous, a compile error). Likewise for `Sync` and `Unpin`.
+
+/// See the comment above: ambiguous (a compile error) for a `Send` type.
+#[allow(dead_code)]
+pub(crate) trait AmbiguousIfSend<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+
+/// Ambiguous (a compile error) for a `Sync` type.
+#[allow(dead_code)]
+pub(crate) trait AmbiguousIfSync<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfSync<()> for T {}
+impl<T: ?Sized + Sync> AmbiguousIfSync<u8> for T {}
+
+/// Ambiguous (a compile error) for an `Unpin` type.
+#[allow(dead_code)]
+pub(crate) trait AmbiguousIfUnpin<A> {
+    fn some_item() {}
+}
+impl<T: ?Sized> AmbiguousIfUnpin<()> for T {}
+impl<T: ?Sized + Unpin> AmbiguousIfUnpin<u8> for T {}
