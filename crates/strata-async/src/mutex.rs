@@ -220,8 +220,10 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
-/// Runs `fut` on this thread, parking between polls.
-fn block_on<F: Future>(fut: F) -> F::Output {
+/// Runs `fut` on this thread, parking between polls (through the shim's `Parker`, so
+/// under loom a lost wake-up leaves the modelled thread parked: a reported deadlock).
+/// Used by the `blocking_*` methods, and by the crate's tests and loom models.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     struct UnparkWaker(Unparker);
     impl std::task::Wake for UnparkWaker {
         fn wake(self: Arc<Self>) {

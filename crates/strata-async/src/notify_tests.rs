@@ -12,42 +12,15 @@
 //! The `unit` tests (not under loom) drive every API path by hand-polling with
 //! counting wakers; they are sized for miri.
 
-use core::future::Future;
 use core::pin::pin;
-use core::task::{Context, Poll, Waker};
 
 use strata_primitives::cell::UnsafeCell;
 use strata_primitives::sync::Arc;
 use strata_primitives::sync::atomic::{AtomicUsize, Ordering};
-use strata_primitives::{Parker, Unparker, model, thread};
+use strata_primitives::{model, thread};
 
 use crate::notify::Notify;
-
-/// A waker that unparks the thread blocked in [`block_on`].
-struct ParkWaker(Unparker);
-
-impl std::task::Wake for ParkWaker {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// A minimal executor for the models: poll, park until woken, repeat.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let parker = Parker::new();
-    let waker = Waker::from(std::sync::Arc::new(ParkWaker(parker.unparker())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        parker.park();
-    }
-}
+use crate::test_util::block_on;
 
 /// Data written before a notification and read after it: loom reports a read that is
 /// not ordered after the write.
@@ -227,28 +200,11 @@ fn loom_stored_permit_consumed_once() {
 mod unit {
     use super::*;
     use crate::notify::{Notified, OwnedNotified};
+    use crate::test_util::CountWaker;
+    use core::future::Future;
     use core::pin::Pin;
+    use core::task::{Context, Poll, Waker};
     use std::sync::Mutex;
-
-    /// Counts its wake-ups.
-    #[derive(Default)]
-    struct CountWaker(AtomicUsize);
-
-    impl std::task::Wake for CountWaker {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counter() -> (std::sync::Arc<CountWaker>, Waker) {
-        let c = std::sync::Arc::new(CountWaker::default());
-        let w = Waker::from(std::sync::Arc::clone(&c));
-        (c, w)
-    }
-
-    fn count(c: &CountWaker) -> usize {
-        c.0.load(Ordering::SeqCst)
-    }
 
     fn poll<F: Future>(f: Pin<&mut F>, w: &Waker) -> Poll<F::Output> {
         f.poll(&mut Context::from_waker(w))
@@ -257,7 +213,7 @@ mod unit {
     #[test]
     fn permit_is_stored_and_consumed_once() {
         let n = Notify::new();
-        let (_, w) = counter();
+        let (_, w) = CountWaker::new_waker();
         n.notify_one();
         n.notify_one(); // still one permit
         assert!(poll(pin!(n.notified()), &w).is_ready());
@@ -270,7 +226,7 @@ mod unit {
     #[test]
     fn notify_one_is_fifo_and_notify_last_is_lifo() {
         let n = Notify::new();
-        let cs: Vec<_> = (0..3).map(|_| counter()).collect();
+        let cs: Vec<_> = (0..3).map(|_| CountWaker::new_waker()).collect();
         let mut a = pin!(n.notified());
         let mut b = pin!(n.notified());
         let mut c = pin!(n.notified());
@@ -280,12 +236,12 @@ mod unit {
 
         n.notify_last(); // newest: c
         assert_eq!(
-            [count(&cs[0].0), count(&cs[1].0), count(&cs[2].0)],
+            [cs[0].0.count(), cs[1].0.count(), cs[2].0.count()],
             [0, 0, 1]
         );
         n.notify_one(); // oldest: a
         assert_eq!(
-            [count(&cs[0].0), count(&cs[1].0), count(&cs[2].0)],
+            [cs[0].0.count(), cs[1].0.count(), cs[2].0.count()],
             [1, 0, 1]
         );
         assert!(poll(a.as_mut(), &cs[0].1).is_ready());
@@ -301,18 +257,18 @@ mod unit {
     #[test]
     fn notify_waiters_wakes_created_before_and_stores_nothing() {
         let n = Notify::new();
-        let (c1, w1) = counter();
-        let (c2, w2) = counter();
+        let (c1, w1) = CountWaker::new_waker();
+        let (c2, w2) = CountWaker::new_waker();
         let mut polled = pin!(n.notified());
         assert!(poll(polled.as_mut(), &w1).is_pending());
         let mut unpolled = pin!(n.notified()); // created before, never polled
         n.notify_waiters();
-        assert_eq!(count(&c1), 1);
+        assert_eq!(c1.count(), 1);
         let mut after = pin!(n.notified()); // created after: not woken
         assert!(poll(polled.as_mut(), &w1).is_ready());
         assert!(poll(unpolled.as_mut(), &w2).is_ready());
         assert!(poll(after.as_mut(), &w2).is_pending());
-        assert_eq!(count(&c2), 0);
+        assert_eq!(c2.count(), 0);
         assert!(!permit_stored(&n));
         // A stored permit survives notify_waiters.
         n.notify_one(); // goes to `after`, which is queued
@@ -331,7 +287,7 @@ mod unit {
         n.notify_one(); // chooses `f`, stores no permit
         assert!(!permit_stored(&n));
         assert!(f.as_mut().enable());
-        let (_, w) = counter();
+        let (_, w) = CountWaker::new_waker();
         assert!(poll(f.as_mut(), &w).is_ready());
 
         n.notify_one();
@@ -348,14 +304,14 @@ mod unit {
     #[test]
     fn dropped_chosen_notified_passes_on() {
         let n = Notify::new();
-        let (c2, w2) = counter();
+        let (c2, w2) = CountWaker::new_waker();
         let mut a = Box::pin(n.notified());
         let mut b = pin!(n.notified());
         assert!(!a.as_mut().enable());
         assert!(poll(b.as_mut(), &w2).is_pending());
         n.notify_one(); // chooses a
         drop(a); // passes to b
-        assert_eq!(count(&c2), 1);
+        assert_eq!(c2.count(), 1);
         assert!(poll(b.as_mut(), &w2).is_ready());
         assert!(!permit_stored(&n));
 
@@ -368,7 +324,7 @@ mod unit {
         assert!(!permit_stored(&n), "consumed by the check above");
 
         // A notify_last choice passes on LIFO: to the newest remaining waiter.
-        let (c1, w1) = counter();
+        let (c1, w1) = CountWaker::new_waker();
         let mut x = pin!(n.notified());
         let mut y = pin!(n.notified());
         let mut z = Box::pin(n.notified());
@@ -377,7 +333,7 @@ mod unit {
         assert!(!z.as_mut().enable());
         n.notify_last(); // chooses z
         drop(z); // passes to y
-        assert_eq!((count(&c1), count(&c2)), (0, 2));
+        assert_eq!((c1.count(), c2.count()), (0, 2));
         assert!(poll(y.as_mut(), &w2).is_ready());
         assert!(poll(x.as_mut(), &w1).is_pending());
         n.notify_one();
@@ -387,14 +343,14 @@ mod unit {
     #[test]
     fn dropped_unchosen_notified_leaves_the_queue() {
         let n = Notify::new();
-        let (c, w) = counter();
+        let (c, w) = CountWaker::new_waker();
         let mut a = Box::pin(n.notified());
         let mut b = pin!(n.notified());
         assert!(!a.as_mut().enable());
         assert!(poll(b.as_mut(), &w).is_pending());
         drop(a);
         n.notify_one(); // b, not the dropped a
-        assert_eq!(count(&c), 1);
+        assert_eq!(c.count(), 1);
         assert!(poll(b.as_mut(), &w).is_ready());
         // The last waiter leaving empties the queue: notify_one stores a permit.
         let mut d = Box::pin(n.notified());
@@ -414,14 +370,14 @@ mod unit {
     #[test]
     fn repoll_replaces_the_waker() {
         let n = Notify::new();
-        let (c1, w1) = counter();
-        let (c2, w2) = counter();
+        let (c1, w1) = CountWaker::new_waker();
+        let (c2, w2) = CountWaker::new_waker();
         let mut f = pin!(n.notified());
         assert!(poll(f.as_mut(), &w1).is_pending());
         assert!(poll(f.as_mut(), &w1).is_pending()); // same waker kept
         assert!(poll(f.as_mut(), &w2).is_pending()); // replaced
         n.notify_one();
-        assert_eq!((count(&c1), count(&c2)), (0, 1));
+        assert_eq!((c1.count(), c2.count()), (0, 1));
         assert!(poll(f.as_mut(), &w2).is_ready());
     }
 
@@ -469,7 +425,7 @@ mod unit {
                 if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
                     let mut slots = SLOTS.lock().unwrap();
                     slots[K - 1] = None; // cancelled while in the draining list
-                    let (_, w) = counter();
+                    let (_, w) = CountWaker::new_waker();
                     let f = slots[K - 2].as_mut().unwrap();
                     assert!(poll(f.as_mut(), &w).is_ready(), "leaves the draining list");
                 }
@@ -477,7 +433,7 @@ mod unit {
         }
         let meddler = std::sync::Arc::new(Meddler(AtomicUsize::new(0)));
         let mw = Waker::from(std::sync::Arc::clone(&meddler));
-        let (c, w) = counter();
+        let (c, w) = CountWaker::new_waker();
         {
             let mut slots = SLOTS.lock().unwrap();
             for i in 0..K {
@@ -489,7 +445,7 @@ mod unit {
         N.notify_waiters();
         assert_eq!(meddler.0.load(Ordering::SeqCst), 1);
         assert_eq!(
-            count(&c),
+            c.count(),
             K - 3,
             "all but the meddler and the two it handled"
         );
@@ -517,7 +473,7 @@ mod unit {
         let mut b = pin!(std::sync::Arc::clone(&n).notified_owned());
         assert!(!b.as_mut().enable());
         n.notify_waiters();
-        let (_, w) = counter();
+        let (_, w) = CountWaker::new_waker();
         assert!(poll(b.as_mut(), &w).is_ready());
         assert!(format!("{:?}", b).contains("OwnedNotified"));
     }

@@ -9,33 +9,11 @@ use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use strata_primitives::cell::UnsafeCell;
-use strata_primitives::{Parker, Unparker, thread};
+use strata_primitives::thread;
 
-/// A waker that unparks the thread running [`block_on`].
-struct UnparkWaker(Unparker);
-
-impl Wake for UnparkWaker {
-    fn wake(self: StdArc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &StdArc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs `fut` to completion on this thread, parking between polls.
-pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
-    let parker = Parker::new();
-    let waker = Waker::from(StdArc::new(UnparkWaker(parker.unparker())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = core::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        parker.park();
-    }
-}
+/// Runs a future to completion on this thread, parking between polls: the same
+/// executor as the mutex's `blocking_lock`.
+pub(crate) use crate::mutex::block_on;
 
 /// Runs `fut` to completion by polling it again and again (yielding between polls)
 /// with a waker that does nothing.
