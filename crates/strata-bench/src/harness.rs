@@ -207,20 +207,25 @@ pub const BATCH: u64 = 64;
 
 /// Calls `op` in batches of `batch` until `stop` is set; returns the number of calls.
 ///
-/// The stop flag is read once per batch, so a slow operation should use a small batch
-/// (a batch of 0 is taken as 1). `op` must pass its results through
-/// [`std::hint::black_box`].
+/// The stop flag is read after each batch, so a slow operation should use a small batch
+/// (a batch of 0 is taken as 1). At least one batch always runs: on an oversubscribed
+/// machine a thread can be scheduled only after a short measurement's stop flag was
+/// set, and a thread that did nothing would make the sample report 0 operations (its
+/// batch still falls inside the measured time, which runs to the last join). `op` must
+/// pass its results through [`std::hint::black_box`].
 #[inline]
 pub fn repeat_until(stop: &AtomicBool, batch: u64, mut op: impl FnMut()) -> u64 {
     let batch = batch.max(1);
     let mut ops = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         for _ in 0..batch {
             op();
         }
         ops += batch;
+        if stop.load(Ordering::Relaxed) {
+            return ops;
+        }
     }
-    ops
 }
 
 /// Starts `threads` threads (in a [`std::thread::scope`]) that wait at a [`Barrier`];
